@@ -1,0 +1,216 @@
+"""The event contract: every message on the bus is one of these msgspec Structs.
+
+Each event carries `event_id` (also sent as the `Nats-Msg-Id` header, so JetStream drops resends
+inside the duplicate window and the journal drops them forever), `run_id`, `step`, `ts` and a
+schema version. Decoding is strict: unknown `kind`, wrong types or missing fields raise
+`msgspec.ValidationError`, and the consumer helper dead-letters the message.
+
+Changing a Struct is changing the contract: add optional fields with defaults and bump
+`SCHEMA_VERSION`; never rename or retype a field in place.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Literal, Union
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Severity = Literal["low", "medium", "high"]
+RunState = Literal["running", "paused", "stopped"]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def stable_event_id(*parts: object) -> str:
+    """An id derived from what the event is about, so a resend (outbox, retry) is de-duplicated."""
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+class Event(msgspec.Struct, kw_only=True, tag_field="kind", forbid_unknown_fields=True):
+    event_id: str
+    run_id: str
+    step: int
+    ts: float = msgspec.field(default_factory=time.time)
+    schema: int = SCHEMA_VERSION
+
+
+# --- trainer_svc -----------------------------------------------------------------------------
+
+class StepMetrics(Event, tag="step"):
+    loss: float
+    loss_smooth: float
+    lr: float
+    grad_norm: float
+    tokens_per_s: float
+    step_time_s: float
+    mfu: float | None  # None where the device's peak FLOP/s is unknown, never a fake zero
+    tokens_seen: int
+    data_mix: dict[str, float] = {}
+    publish_lag_s: float = 0.0
+    queue_depth: int = 0
+
+
+class LayerStats(msgspec.Struct, forbid_unknown_fields=True):
+    layer: int
+    name: str  # e.g. "block.3.attn_out", "block.3.mlp_out", "block.3.resid"
+    rms: float
+    mean: float
+    std: float
+    max_abs: float
+    max_channel: int
+    dead_frac: float | None = None  # MLP layers only: share of units never active in the batch
+
+
+class ActivationStats(Event, tag="activations"):
+    layers: list[LayerStats]
+
+
+class Sample(Event, tag="sample"):
+    prompt: str
+    text: str
+    mode: Literal["greedy", "sampled"]
+    temperature: float = 0.0
+    top_k: int | None = None
+    seed: int | None = None
+    max_new_tokens: int = 0
+
+
+class EvalResult(Event, tag="eval"):
+    name: str  # "val_bpb" or "core:<task>"
+    value: float
+    details: dict[str, float | int | str] = {}
+
+
+class Checkpoint(Event, tag="checkpoint"):
+    object_name: str  # key in the NATS object store bucket
+    size: int
+    sha256: str
+    local_path: str = ""
+    reason: str = "interval"  # interval | pause | stop | final
+
+
+class Status(Event, tag="status"):
+    state: Literal["starting", "running", "paused", "stopped", "finished", "failed"]
+    reason: str = ""
+    detail: dict[str, float | int | str] = {}
+
+
+class MixChange(Event, tag="mix"):
+    """The data mix changed: a source joined (or its weight changed) at this step."""
+    weights: dict[str, float]
+    reason: str = ""
+
+
+# --- understanding_svc -----------------------------------------------------------------------
+
+class Detection(Event, tag="detection"):
+    detector: Literal["loop", "formatting", "motif", "bias"]
+    severity: Severity
+    source_event_id: str
+    source_subject: str
+    span_start: int
+    span_end: int
+    summary: str
+    details: dict = {}
+
+
+class Health(Event, tag="health"):
+    status: Literal["healthy", "needs_attention", "unstable"]
+    focus: Literal["early", "late", "balanced"]
+    norms: list[float]  # per layer RMS of the residual stream
+    notes: list[str] = []
+
+
+class Shimmer(Event, tag="shimmer"):
+    """Step-to-step relative change of per-layer activation norms (the 'shimmer' of the seed log)."""
+    per_layer: list[float]
+    mean: float
+
+
+class Concept(Event, tag="concept"):
+    feature: str  # "<layer name>:<channel>"
+    tier: Literal["forming", "maturing", "candidate_to_freeze"]
+    score: float
+    first_step: int
+    details: dict = {}
+
+
+# --- selfplay_svc ----------------------------------------------------------------------------
+
+class Reflection(Event, tag="reflection"):
+    text: str
+    prompt_version: str
+    prompt: str
+    checkpoint: str  # object name
+    checkpoint_sha256: str
+    sampling: dict[str, float | int | str] = {}
+    scores: dict[str, float] = {}
+    supportive: bool = False  # the bias protocol's framing was added to the prompt
+
+
+class Reply(Event, tag="reply"):
+    conversation_id: str
+    question_event_id: str
+    question: str
+    answer: str
+    checkpoint: str
+    checkpoint_sha256: str
+
+
+# --- journal and control ---------------------------------------------------------------------
+
+class JournalEntry(Event, tag="entry"):
+    author: Literal["human", "model", "system"]
+    entry_type: Literal[
+        "note", "question", "counter_example", "explanation", "protocol", "prompt_change", "resume_note"
+    ] = "note"
+    title: str = ""
+    body: str
+    who: str = ""
+    conversation_id: str | None = None
+    refs: dict[str, str] = {}
+
+
+class ControlCommand(Event, tag="command"):
+    action: Literal["pause", "resume", "stop", "freeze", "mix"]
+    reason: str = ""
+    who: str = ""
+    note: str = ""
+    detection_id: str | None = None
+    params: dict = {}  # freeze: {"names": [...], "rows": {...}}; mix: {"weights": {...}, "paths": {...}}
+
+
+AnyEvent = Union[
+    StepMetrics, ActivationStats, Sample, EvalResult, Checkpoint, Status, MixChange,
+    Detection, Health, Shimmer, Concept, Reflection, Reply, JournalEntry, ControlCommand,
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in AnyEvent.__args__}
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes) -> AnyEvent:
+    """Strict decode of any event; raises msgspec.DecodeError/ValidationError on bad input."""
+    return _decoder.decode(data)
+
+
+class DesiredState(msgspec.Struct, forbid_unknown_fields=True):
+    """The value kept in the control KV bucket under the run id."""
+    state: RunState
+    reason: str = ""
+    who: str = ""
+    ts: float = msgspec.field(default_factory=time.time)
+    command_id: str = ""
+    detection_id: str | None = None

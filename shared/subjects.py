@@ -1,0 +1,92 @@
+"""Every subject, stream, durable consumer and bucket name in one place.
+
+One subject tree per concern with the run id second, so `train.*.step` watches every run and
+`*.r42.>` watches one run.
+"""
+from __future__ import annotations
+
+import re
+
+# stream name -> subjects it captures
+STREAMS: dict[str, list[str]] = {
+    "TRAIN": ["train.>"],
+    "UNDERSTANDING": ["understanding.>"],
+    "SELFPLAY": ["selfplay.>"],
+    "JOURNAL": ["journal.>"],
+    "CONTROL": ["control.>"],
+    "DLQ": ["dlq.>"],
+}
+
+CONTROL_BUCKET = "run_state"  # KV: run id -> DesiredState
+CHECKPOINT_BUCKET = "checkpoints"  # object store: <run>/<step>.pt
+HEARTBEAT_BUCKET = "heartbeats"  # KV with TTL: service instance -> last beat
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id becomes a subject token and a KV key: no dots, spaces or wildcards."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"run_id {run_id!r} must match {_RUN_ID.pattern}")
+    return run_id
+
+
+def train(run_id: str, kind: str) -> str:
+    return f"train.{run_id}.{kind}"
+
+
+def understanding(run_id: str, kind: str) -> str:
+    return f"understanding.{run_id}.{kind}"
+
+
+def selfplay(run_id: str, kind: str) -> str:
+    return f"selfplay.{run_id}.{kind}"
+
+
+def journal(run_id: str) -> str:
+    return f"journal.{run_id}.entry"
+
+
+def control(run_id: str, action: str) -> str:
+    return f"control.{run_id}.{action}"
+
+
+def dlq(service: str) -> str:
+    return f"dlq.{service}"
+
+
+def subject_for(event) -> str:
+    """The subject an event is published on, from its kind."""
+    kind = type(event).__struct_config__.tag
+    run = event.run_id
+    if kind in ("step", "activations", "sample", "eval", "checkpoint", "status", "mix"):
+        return train(run, kind)
+    if kind in ("detection", "health", "shimmer", "concept"):
+        return understanding(run, kind)
+    if kind in ("reflection", "reply"):
+        return selfplay(run, kind)
+    if kind == "entry":
+        return journal(run)
+    if kind == "command":
+        return control(run, event.action)
+    raise ValueError(f"no subject for event kind {kind!r}")
+
+
+def stream_for(subject: str) -> str:
+    root = subject.split(".", 1)[0]
+    for name, subjects in STREAMS.items():
+        if subjects[0].split(".", 1)[0] == root:
+            return name
+    raise ValueError(f"no stream captures {subject!r}")
+
+
+# Durable consumers: (stream, durable name, filter subjects). Instances of one service bind the
+# same durable and share its messages.
+JOURNAL_CONSUMERS = [(stream, f"journal_{stream.lower()}", subjects)
+                     for stream, subjects in STREAMS.items() if stream != "DLQ"]
+UNDERSTANDING_SAMPLES = ("TRAIN", "understanding_samples", ["train.*.sample"])
+UNDERSTANDING_REFLECTIONS = ("SELFPLAY", "understanding_reflections", ["selfplay.*.reflection"])
+UNDERSTANDING_ACTIVATIONS = ("TRAIN", "understanding_activations", ["train.*.activations"])
+SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
+SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
+SELFPLAY_CONTROL = ("CONTROL", "selfplay_control", ["control.*.pause", "control.*.resume"])
