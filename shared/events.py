@@ -42,7 +42,7 @@ class Event(msgspec.Struct, kw_only=True, tag_field="kind", forbid_unknown_field
 
 # --- trainer_svc -----------------------------------------------------------------------------
 
-class StepMetrics(Event, tag="step"):
+class StepMetrics(Event, kw_only=True, tag="step"):
     loss: float
     loss_smooth: float
     lr: float
@@ -67,11 +67,11 @@ class LayerStats(msgspec.Struct, forbid_unknown_fields=True):
     dead_frac: float | None = None  # MLP layers only: share of units never active in the batch
 
 
-class ActivationStats(Event, tag="activations"):
+class ActivationStats(Event, kw_only=True, tag="activations"):
     layers: list[LayerStats]
 
 
-class Sample(Event, tag="sample"):
+class Sample(Event, kw_only=True, tag="sample"):
     prompt: str
     text: str
     mode: Literal["greedy", "sampled"]
@@ -81,13 +81,13 @@ class Sample(Event, tag="sample"):
     max_new_tokens: int = 0
 
 
-class EvalResult(Event, tag="eval"):
+class EvalResult(Event, kw_only=True, tag="eval"):
     name: str  # "val_bpb" or "core:<task>"
     value: float
     details: dict[str, float | int | str] = {}
 
 
-class Checkpoint(Event, tag="checkpoint"):
+class Checkpoint(Event, kw_only=True, tag="checkpoint"):
     object_name: str  # key in the NATS object store bucket
     size: int
     sha256: str
@@ -95,13 +95,13 @@ class Checkpoint(Event, tag="checkpoint"):
     reason: str = "interval"  # interval | pause | stop | final
 
 
-class Status(Event, tag="status"):
+class Status(Event, kw_only=True, tag="status"):
     state: Literal["starting", "running", "paused", "stopped", "finished", "failed"]
     reason: str = ""
     detail: dict[str, float | int | str] = {}
 
 
-class MixChange(Event, tag="mix"):
+class MixChange(Event, kw_only=True, tag="mix"):
     """The data mix changed: a source joined (or its weight changed) at this step."""
     weights: dict[str, float]
     reason: str = ""
@@ -109,7 +109,7 @@ class MixChange(Event, tag="mix"):
 
 # --- understanding_svc -----------------------------------------------------------------------
 
-class Detection(Event, tag="detection"):
+class Detection(Event, kw_only=True, tag="detection"):
     detector: Literal["loop", "formatting", "motif", "bias"]
     severity: Severity
     source_event_id: str
@@ -120,20 +120,20 @@ class Detection(Event, tag="detection"):
     details: dict = {}
 
 
-class Health(Event, tag="health"):
+class Health(Event, kw_only=True, tag="health"):
     status: Literal["healthy", "needs_attention", "unstable"]
     focus: Literal["early", "late", "balanced"]
     norms: list[float]  # per layer RMS of the residual stream
     notes: list[str] = []
 
 
-class Shimmer(Event, tag="shimmer"):
+class Shimmer(Event, kw_only=True, tag="shimmer"):
     """Step-to-step relative change of per-layer activation norms (the 'shimmer' of the seed log)."""
     per_layer: list[float]
     mean: float
 
 
-class Concept(Event, tag="concept"):
+class Concept(Event, kw_only=True, tag="concept"):
     feature: str  # "<layer name>:<channel>"
     tier: Literal["forming", "maturing", "candidate_to_freeze"]
     score: float
@@ -143,7 +143,7 @@ class Concept(Event, tag="concept"):
 
 # --- selfplay_svc ----------------------------------------------------------------------------
 
-class Reflection(Event, tag="reflection"):
+class Reflection(Event, kw_only=True, tag="reflection"):
     text: str
     prompt_version: str
     prompt: str
@@ -154,7 +154,7 @@ class Reflection(Event, tag="reflection"):
     supportive: bool = False  # the bias protocol's framing was added to the prompt
 
 
-class Reply(Event, tag="reply"):
+class Reply(Event, kw_only=True, tag="reply"):
     conversation_id: str
     question_event_id: str
     question: str
@@ -165,7 +165,7 @@ class Reply(Event, tag="reply"):
 
 # --- journal and control ---------------------------------------------------------------------
 
-class JournalEntry(Event, tag="entry"):
+class JournalEntry(Event, kw_only=True, tag="entry"):
     author: Literal["human", "model", "system"]
     entry_type: Literal[
         "note", "question", "counter_example", "explanation", "protocol", "prompt_change", "resume_note"
@@ -177,7 +177,7 @@ class JournalEntry(Event, tag="entry"):
     refs: dict[str, str] = {}
 
 
-class ControlCommand(Event, tag="command"):
+class ControlCommand(Event, kw_only=True, tag="command"):
     action: Literal["pause", "resume", "stop", "freeze", "mix"]
     reason: str = ""
     who: str = ""
