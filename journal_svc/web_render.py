@@ -1,0 +1,185 @@
+"""The web journal as pure functions from database rows (plain dicts) to HTML pages.
+
+The seed log asked for collapsible entries, step badges and a model journal view. Each entry is a
+`<details>` element, so collapsing needs no JavaScript; every value that came from a person or a
+model is escaped with `html.escape` before it reaches the page. Routes are the web handler's
+concern; the pages link to JOURNAL_PATH and MODEL_PATH with `?run=<id>`.
+"""
+from __future__ import annotations
+
+import html
+import time
+from typing import Iterable
+from urllib.parse import quote
+
+JOURNAL_PATH = "/journal"
+MODEL_PATH = "/model"
+SCORE_KEYS = ("distinct_2", "seq_rep_4", "compression_ratio", "uncertainty_share", "structure_ratio")
+
+CSS = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}
+header{display:flex;gap:1rem;align-items:center;flex-wrap:wrap;border-bottom:1px solid #ddd}
+h1{font-size:1.3rem;margin:.5rem 0} a{color:#2456a6}
+details{border:1px solid #ddd;border-left:4px solid #999;border-radius:4px;margin:.6rem 0;padding:.3rem .7rem}
+summary{cursor:pointer;display:flex;gap:.5rem;align-items:baseline;flex-wrap:wrap}
+.author-human{border-left-color:#2a7ab8}.author-model{border-left-color:#8a4fbf;background:#faf7fd}
+.author-system{border-left-color:#c98a12;background:#fffaf0}
+.badge{font-size:.8rem;background:#eee;border-radius:3px;padding:0 .4rem;white-space:nowrap}
+.who{font-weight:600}.author-model .who{color:#6b3a99}.author-system .who{color:#8a5d00}
+.type,.time,.meta{color:#666;font-size:.85rem}.title{font-weight:500}
+.supportive{background:#e3f4e1;color:#25632a}.sev-high{background:#f8d7d3}.sev-medium{background:#fbe9c6}
+.body{white-space:pre-wrap;margin:.5rem 0}
+.turn{margin:.4rem 0;padding:.3rem .6rem;border-radius:4px;white-space:pre-wrap}
+.turn.q{background:#eef4fb}.turn.a{background:#f4eefb}
+table.scores{border-collapse:collapse;font-size:.85rem}table.scores td{padding:0 .6rem 0 0}
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt_time(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else ""
+
+
+def step_badge(step: int | None) -> str:
+    return f'<span class="badge">step {int(step):,}</span>' if step is not None else ""
+
+
+def run_link(path: str, run_id: str) -> str:
+    return f"{path}?run={quote(str(run_id), safe='')}"
+
+
+def page(title: str, body: str) -> str:
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def run_selector(runs: Iterable[dict], current: str, path: str) -> str:
+    """A plain GET form (no JS): pick a run, press Show."""
+    ids = [r["run_id"] for r in runs]
+    ids += [] if current in ids else [current]
+    options = "".join(
+        f'<option value="{esc(i)}"{" selected" if i == current else ""}>{esc(i)}</option>' for i in ids)
+    return (f'<form method="get" action="{path}"><label>Run <select name="run">{options}</select>'
+            f"</label> <button>Show</button></form>")
+
+
+def header(title: str, run_id: str, runs: Iterable[dict], path: str) -> str:
+    return (f'<header><h1>{esc(title)}</h1><a href="/">runs</a>'
+            f'<a href="{esc(run_link(JOURNAL_PATH, run_id))}">journal</a>'
+            f'<a href="{esc(run_link(MODEL_PATH, run_id))}">model journal</a>'
+            f"{run_selector(runs, run_id, path)}</header>")
+
+
+def details(author: str, summary_parts: list[str], inner: str, open_: bool = False) -> str:
+    return (f'<details class="entry author-{esc(author)}"{" open" if open_ else ""}>'
+            f'<summary>{" ".join(p for p in summary_parts if p)}</summary>{inner}</details>')
+
+
+def conversation_turns(conv: dict) -> str:
+    return (f'<div class="turn q"><span class="who">human</span>\n{esc(conv.get("question"))}</div>'
+            f'<div class="turn a"><span class="who">model</span>\n{esc(conv.get("answer"))}</div>'
+            + (f'<div class="meta">checkpoint {esc(conv["checkpoint"])}</div>' if conv.get("checkpoint") else ""))
+
+
+def render_entry(entry: dict, conversations: dict[str, dict]) -> str:
+    author = entry.get("author") or "system"
+    who = entry.get("who") or author
+    conv = conversations.get(entry.get("conversation_id") or "")
+    inner = f'<div class="body">{esc(entry.get("body"))}</div>' if entry.get("body") else ""
+    if conv:
+        inner += conversation_turns(conv)
+    return details(author, [
+        step_badge(entry.get("step")),
+        f'<span class="who">{esc(who)}</span>',
+        f'<span class="type">{esc(entry.get("entry_type") or "note")}</span>',
+        f'<span class="title">{esc(entry.get("title"))}</span>',
+        f'<span class="time">{esc(fmt_time(entry.get("ts")))}</span>',
+    ], inner)
+
+
+def render_conversation(conv: dict) -> str:
+    """A conversation that no journal entry points to, shown on its own."""
+    question = str(conv.get("question") or "")
+    return details("human", [
+        step_badge(conv.get("step")), '<span class="who">conversation</span>',
+        f'<span class="title">{esc(question[:80] + ("…" if len(question) > 80 else ""))}</span>',
+        f'<span class="time">{esc(fmt_time(conv.get("ts")))}</span>',
+    ], conversation_turns(conv))
+
+
+def render_detection(det: dict) -> str:
+    severity = det.get("severity") or "unknown"
+    return details("system", [
+        step_badge(det.get("step")), '<span class="who">system</span>',
+        f'<span class="type">detection: {esc(det.get("detector"))}</span>',
+        f'<span class="badge sev-{esc(severity)}">{esc(severity)}</span>',
+        f'<span class="title">{esc(det.get("summary"))}</span>',
+        f'<span class="time">{esc(fmt_time(det.get("ts")))}</span>',
+    ], f'<div class="body">{esc(det.get("summary"))}</div>')
+
+
+def newest_first(items: list[tuple[dict, str]]) -> list[str]:
+    items.sort(key=lambda it: (it[0].get("step") or 0, it[0].get("ts") or 0.0), reverse=True)
+    return [html_ for _, html_ in items]
+
+
+def render_journal(run_id: str, entries: Iterable[dict], runs: Iterable[dict],
+                   conversations: Iterable[dict] = (), detections: Iterable[dict] = ()) -> str:
+    """The journal of one run: human, model and system entries, newest first, each collapsible."""
+    runs = list(runs)
+    convs = {c["conversation_id"]: c for c in conversations if c.get("conversation_id")}
+    entries = list(entries)
+    linked = {e.get("conversation_id") for e in entries}
+    items = [(e, render_entry(e, convs)) for e in entries]
+    items += [(c, render_conversation(c)) for cid, c in convs.items() if cid not in linked]
+    items += [(d, render_detection(d)) for d in detections]
+    body = "\n".join(newest_first(items)) or '<p class="meta">No journal entries yet.</p>'
+    return page(f"Journal · {run_id}",
+                header(f"Journal · {run_id}", run_id, runs, JOURNAL_PATH) + f"\n<main>\n{body}\n</main>")
+
+
+def scores_table(scores: dict) -> str:
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{v:.3f}</td></tr>" if isinstance(v, (int, float))
+                   else f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in sorted(scores.items()))
+    return f'<table class="scores">{rows}</table>' if rows else ""
+
+
+def render_reflection(ref: dict) -> str:
+    scores = ref.get("scores") or {}
+    brief = " ".join(f"{k} {scores[k]:.2f}" for k in SCORE_KEYS if isinstance(scores.get(k), (int, float)))
+    inner = (f'<div class="body">{esc(ref.get("text"))}</div>{scores_table(scores)}'
+             + (f'<div class="meta">checkpoint {esc(ref["checkpoint"])}</div>' if ref.get("checkpoint") else ""))
+    return details("model", [
+        step_badge(ref.get("step")), '<span class="who">model</span>',
+        f'<span class="badge">prompt {esc(ref.get("prompt_version"))}</span>',
+        '<span class="badge supportive">supportive framing</span>' if ref.get("supportive") else "",
+        f'<span class="meta">{esc(brief)}</span>',
+        f'<span class="time">{esc(fmt_time(ref.get("ts")))}</span>',
+    ], inner)
+
+
+def render_model_journal(run_id: str, reflections: Iterable[dict], runs: Iterable[dict] = ()) -> str:
+    """What the model wrote: its self-play reflections, newest first, with prompt version and scores."""
+    body = "\n".join(newest_first([(r, render_reflection(r)) for r in reflections]))
+    body = body or '<p class="meta">No reflections yet.</p>'
+    return page(f"Model journal · {run_id}",
+                header(f"Model journal · {run_id}", run_id, runs, MODEL_PATH) + f"\n<main>\n{body}\n</main>")
+
+
+def index_item(run: dict) -> str:
+    run_id = run["run_id"]
+    state = f'<span class="badge">{esc(run["state"])}</span>' if run.get("state") else ""
+    return (f'<li><a href="{esc(run_link(JOURNAL_PATH, run_id))}">{esc(run_id)}</a> {state} '
+            f'{step_badge(run.get("last_step", run.get("step")))} '
+            f'<a href="{esc(run_link(MODEL_PATH, run_id))}">model journal</a></li>')
+
+
+def render_index(runs: Iterable[dict]) -> str:
+    """Every run with links to its journal and model journal."""
+    items = "".join(index_item(r) for r in runs)
+    body = f"<ul>{items}</ul>" if items else '<p class="meta">No runs yet.</p>'
+    return page("Introspect journal", f"<header><h1>Introspect journal</h1></header>\n<main>\n{body}\n</main>")
