@@ -19,7 +19,6 @@ STREAMS: dict[str, list[str]] = {
 
 CONTROL_BUCKET = "run_state"  # KV: run id -> DesiredState
 CHECKPOINT_BUCKET = "checkpoints"  # object store: <run>/<step>.pt
-HEARTBEAT_BUCKET = "heartbeats"  # KV with TTL: service instance -> last beat
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

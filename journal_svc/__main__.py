@@ -1,0 +1,33 @@
+"""journal_svc: persist every event in PostgreSQL and serve the web journal.
+
+    python -m journal_svc        (NATS_URL, DATABASE_URL, INTROSPECT_WEB_PORT; see README)
+"""
+import asyncio
+
+from journal_svc.handlers import journal_bindings
+from journal_svc.writer import JournalWriter
+from shared.db import create_pool
+from shared.logs import setup_logging
+from shared.service import Service
+from shared.settings import load_settings
+
+
+async def main() -> None:
+    settings = load_settings()
+    setup_logging("journal_svc", settings.log_level)
+    pool = await create_pool(settings.database_url, max_size=settings.concurrency)
+    service = Service("journal_svc", "Persists every Introspect event in PostgreSQL", settings)
+    await service.start()
+    writer = await JournalWriter.create(pool)
+    for binding in journal_bindings(writer):
+        service.consume(binding)
+    background = []
+    if settings.web_port:
+        from journal_svc.web import serve
+        background.append(serve(pool, service.js, settings.web_port, service.stopping))
+    await service.run(*background)
+    await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

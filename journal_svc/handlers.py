@@ -1,0 +1,16 @@
+"""journal_svc handlers: every stream's events, written in batches, acked after commit."""
+from __future__ import annotations
+
+from nats.aio.msg import Msg
+
+from journal_svc.writer import JournalWriter
+from shared import events, subjects
+from shared.consumer import Binding
+
+
+def journal_bindings(writer: JournalWriter) -> list[Binding]:
+    async def write_batch(batch: list[tuple[events.Event, Msg]]) -> None:
+        await writer.write([(event, msg.subject) for event, msg in batch])
+
+    return [Binding(stream, durable, filters, batch_handler=write_batch)
+            for stream, durable, filters in subjects.JOURNAL_CONSUMERS]

@@ -1,0 +1,54 @@
+"""Turn events into table rows. Pure: no SQL here, only which table and which values.
+
+Column lists come from the database at start-up (see writer.py), so a row is built by taking each
+column from the event's field of the same name; the migration is the single source of truth.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import msgspec
+
+from shared import events
+
+TABLE_FOR_KIND = {
+    "step": "steps", "sample": "samples", "eval": "evals", "checkpoint": "checkpoints",
+    "status": "statuses", "mix": "mixes", "detection": "detections", "health": "health",
+    "shimmer": "shimmer", "concept": "concepts", "reflection": "reflections",
+    "entry": "journal_entries", "reply": "conversations", "command": "commands",
+    "activations": "activations",
+}
+
+_json = msgspec.json.Encoder()
+
+
+def kind_of(event: events.Event) -> str:
+    return type(event).__struct_config__.tag
+
+
+def timestamp(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def value(obj, column: str, jsonb: bool):
+    raw = getattr(obj, column)
+    if column == "ts":
+        return timestamp(raw)
+    if jsonb:
+        return _json.encode(raw).decode()
+    return raw
+
+
+def event_row(event: events.Event, subject: str) -> tuple:
+    """The `events` table keeps every event whole, for questions no typed table answers."""
+    return (event.event_id, event.run_id, event.step, timestamp(event.ts), kind_of(event),
+            subject, _json.encode(event).decode())
+
+
+def typed_rows(event: events.Event, columns: list[str], jsonb: set[str]) -> list[tuple]:
+    if isinstance(event, events.ActivationStats):
+        base = {"event_id": event.event_id, "run_id": event.run_id, "step": event.step,
+                "ts": timestamp(event.ts)}
+        return [tuple(base[c] if c in base else getattr(layer, c) for c in columns)
+                for layer in event.layers]
+    return [tuple(value(event, c, c in jsonb) for c in columns)]

@@ -1,0 +1,84 @@
+"""The NATS side of every service: connect, provision streams and buckets, publish events.
+
+Streams use file storage, limits retention (several services read the same subjects) and a
+duplicate window, so an event re-published with the same `Nats-Msg-Id` is stored once.
+"""
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.api import (DiscardPolicy, KeyValueConfig, ObjectStoreConfig, RetentionPolicy,
+                         StorageType, StreamConfig)
+from nats.js.errors import BucketNotFoundError, NotFoundError
+
+from shared import events, subjects
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def connect(settings: Settings, name: str) -> nats.NATS:
+    """A connection that reconnects forever and logs every change of state."""
+    async def on_error(err):
+        log.warning("nats error", extra={"error": repr(err)})
+
+    async def on_disconnect():
+        log.warning("nats disconnected")
+
+    async def on_reconnect():
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
+        connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect)
+
+
+def stream_config(name: str, settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=name, subjects=subjects.STREAMS[name], storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
+        max_age=settings.stream_max_age_s, duplicate_window=settings.duplicate_window_s,
+        num_replicas=settings.stream_replicas)
+
+
+async def provision(js: JetStreamContext, settings: Settings) -> None:
+    """Create or update every stream and bucket; safe to call from every instance at start."""
+    for name in subjects.STREAMS:
+        config = stream_config(name, settings)
+        try:
+            await js.stream_info(name)
+            await js.update_stream(config)
+        except NotFoundError:
+            await js.add_stream(config)
+    await control_bucket(js, settings)
+    await checkpoint_store(js, settings)
+
+
+async def control_bucket(js: JetStreamContext, settings: Settings):
+    try:
+        return await js.key_value(subjects.CONTROL_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(KeyValueConfig(
+            bucket=subjects.CONTROL_BUCKET, history=16, storage=StorageType.FILE,
+            replicas=settings.stream_replicas))
+
+
+async def checkpoint_store(js: JetStreamContext, settings: Settings):
+    try:
+        return await js.object_store(subjects.CHECKPOINT_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_object_store(subjects.CHECKPOINT_BUCKET, ObjectStoreConfig(
+            storage=StorageType.FILE, replicas=settings.stream_replicas))
+
+
+def publish_args(event: events.Event) -> tuple[str, bytes, dict[str, str]]:
+    return subjects.subject_for(event), events.encode(event), {"Nats-Msg-Id": event.event_id}
+
+
+async def publish(js: JetStreamContext, event: events.Event, timeout: float = 5.0):
+    """Publish and wait for the stream's ack: the event is stored (or was already) on return."""
+    subject, data, headers = publish_args(event)
+    return await js.publish(subject, data, headers=headers, timeout=timeout)

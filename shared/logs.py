@@ -1,0 +1,33 @@
+"""Structured log lines: one JSON object per line, with the service name and any `extra` fields."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import msgspec
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_encode = msgspec.json.Encoder().encode
+
+
+class JsonLines(logging.Formatter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": round(record.created, 3), "level": record.levelname, "svc": self.service,
+                "logger": record.name, "msg": record.getMessage()}
+        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return _encode(line).decode()
+
+
+def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    return logging.getLogger(service)

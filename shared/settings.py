@@ -1,0 +1,69 @@
+"""Configuration from environment variables, validated once at start-up.
+
+A bad value fails loudly with the name of the variable, e.g.
+`INTROSPECT_BATCH_SIZE: Expected int >= 1, got 0`, before any connection is made.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated
+
+import msgspec
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: Annotated[str, msgspec.Meta(pattern=r"^(nats|tls|ws|wss)://")] = "nats://127.0.0.1:4222"
+    database_url: Annotated[str, msgspec.Meta(pattern=r"^postgres(ql)?://")] = (
+        "postgresql://postgres@127.0.0.1:5432/introspect")
+    state_dir: str = ".state"
+    log_level: Annotated[str, msgspec.Meta(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    stream_max_age_s: PositiveFloat = 7 * 24 * 3600.0
+    duplicate_window_s: PositiveFloat = 120.0
+    batch_size: PositiveInt = 256
+    concurrency: PositiveInt = 8
+    ack_wait_s: PositiveFloat = 30.0
+    max_deliver: PositiveInt = 5
+    pause_policy: str = "bias:high"  # detector:severity pairs that pause, comma separated
+    web_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # journal web; 0 = off
+    instance: str = ""
+
+
+# field name -> environment variable
+ENV_NAMES = {
+    "nats_url": "NATS_URL",
+    "database_url": "DATABASE_URL",
+    **{f: "INTROSPECT_" + f.upper() for f in Settings.__struct_fields__
+       if f not in ("nats_url", "database_url", "log_level")},
+    "log_level": "LOG_LEVEL",
+}
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides) -> Settings:
+    """Read Settings from `env` (default os.environ); overrides win over the environment."""
+    env = os.environ if env is None else env
+    raw = {field: env[name] for field, name in ENV_NAMES.items() if name in env}
+    raw.update(overrides)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as err:
+        raise ConfigError(_name_the_field(str(err))) from None
+    if not settings.instance:
+        settings = msgspec.structs.replace(settings, instance=f"{socket.gethostname()}-{os.getpid()}")
+    return settings
+
+
+def _name_the_field(message: str) -> str:
+    # msgspec says "... - at `$.batch_size`"; users know the variable, not the field
+    for field, name in ENV_NAMES.items():
+        if message.endswith(f"`$.{field}`"):
+            return f"{name}: {message.rsplit(' - at ', 1)[0]}"
+    return message

