@@ -6,6 +6,7 @@ import asyncio
 
 from journal_svc.handlers import journal_bindings
 from journal_svc.writer import JournalWriter
+from journal_svc.writer import create_staging_tables
 from shared.db import create_pool
 from shared.logs import setup_logging
 from shared.service import Service
@@ -15,7 +16,8 @@ from shared.settings import load_settings
 async def main() -> None:
     settings = load_settings()
     setup_logging("journal_svc", settings.log_level)
-    pool = await create_pool(settings.database_url, max_size=settings.concurrency)
+    pool = await create_pool(settings.database_url, max_size=settings.concurrency,
+                             init=create_staging_tables)
     service = Service("journal_svc", "Persists every Introspect event in PostgreSQL", settings)
     await service.start()
     writer = await JournalWriter.create(pool)

@@ -29,9 +29,15 @@ async def table_columns(pool: asyncpg.Pool) -> dict[str, tuple[list[str], set[st
     return dict(columns)
 
 
+async def create_staging_tables(conn: asyncpg.Connection) -> None:
+    """Per-connection staging tables, emptied at each commit; made once when a connection opens."""
+    for table in ["events", *rows.TABLE_FOR_KIND.values()]:
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} (LIKE {table}) "
+                           "ON COMMIT DELETE ROWS")
+
+
 async def copy_upsert(conn: asyncpg.Connection, table: str, columns: list[str], records) -> None:
     stage = f"stage_{table}"
-    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
     await conn.copy_records_to_table(stage, records=records, columns=columns)
     names = ", ".join(columns)
     await conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING")

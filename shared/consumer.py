@@ -40,6 +40,7 @@ class Binding:
     handler: Handler | None = None  # called per message
     batch_handler: BatchHandler | None = None  # called once per fetched batch (bulk writes)
     ordered: bool = False
+    pipelined: bool = False  # fetch the next batch while this one is handled (order-free handlers)
     accepts: tuple[type, ...] = field(default=())  # event types this binding handles; others are acked
 
 
@@ -81,6 +82,7 @@ class Consumer:
     async def run(self) -> None:
         sub = await bind(self.js, self.binding, self.settings)
         pool = AioPool(size=self.settings.concurrency)
+        in_hand = None  # the batch being handled while the next one is fetched (pipelined)
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(self.batch, timeout=1)
@@ -88,7 +90,13 @@ class Consumer:
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
                 break
-            await self.handle_batch(msgs, pool)
+            if in_hand:
+                await in_hand
+            in_hand = asyncio.create_task(self.handle_batch(msgs, pool))
+            if not self.binding.pipelined:
+                await in_hand
+        if in_hand:
+            await in_hand
         await sub.unsubscribe()
 
     async def handle_batch(self, msgs: list[Msg], pool: AioPool) -> None:

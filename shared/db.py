@@ -10,8 +10,8 @@ import asyncpg
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-async def create_pool(url: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+async def create_pool(url: str, min_size: int = 1, max_size: int = 4, init=None) -> asyncpg.Pool:
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=init)
 
 
 def with_database(url: str, database: str) -> str:

@@ -10,6 +10,7 @@ import uuid
 import asyncpg
 import pytest
 
+from journal_svc.writer import create_staging_tables
 from shared import bus, db, servers
 from shared.settings import load_settings
 
@@ -85,6 +86,6 @@ async def nc(settings):
 
 @pytest.fixture
 async def pool(database_url):
-    p = await db.create_pool(database_url)
+    p = await db.create_pool(database_url, init=create_staging_tables)
     yield p
     await p.close()

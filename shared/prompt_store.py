@@ -1,0 +1,46 @@
+"""Reflection prompt versions in PostgreSQL: shipped versions, and the active version per run.
+
+Every change of a run's version is also a journal entry, so the journal says which prompt wrote
+which reflection and when that changed.
+"""
+from __future__ import annotations
+
+import asyncpg
+
+from shared import bus, events
+
+
+async def seed_prompts(pool: asyncpg.Pool, prompts: dict[str, str]) -> None:
+    await pool.executemany(
+        "INSERT INTO prompts (version, text, word_count) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        [(version, text, len(text.split())) for version, text in prompts.items()])
+
+
+async def list_prompts(pool: asyncpg.Pool):
+    return await pool.fetch("SELECT version, word_count, created_at FROM prompts ORDER BY version")
+
+
+async def active_prompt(pool: asyncpg.Pool, run_id: str, default: str) -> tuple[str, str]:
+    """(version, text) of the run's active prompt, or of `default` when the run never chose one."""
+    row = await pool.fetchrow(
+        """SELECT p.version, p.text FROM prompts p
+           WHERE p.version = coalesce((SELECT version FROM run_prompts WHERE run_id = $1), $2)""",
+        run_id, default)
+    if row is None:
+        raise LookupError(f"prompt version {default!r} is not in the prompts table")
+    return row["version"], row["text"]
+
+
+async def use_prompt(pool: asyncpg.Pool, js, run_id: str, version: str, who: str) -> None:
+    known = [r["version"] for r in await list_prompts(pool)]
+    if version not in known:
+        raise SystemExit(f"unknown prompt version {version!r}; known: {', '.join(known) or 'none'} "
+                         "(selfplay_svc stores the shipped versions when it starts)")
+    await pool.execute(
+        """INSERT INTO run_prompts (run_id, version, who) VALUES ($1, $2, $3)
+           ON CONFLICT (run_id) DO UPDATE SET version = EXCLUDED.version, set_at = now(),
+           who = EXCLUDED.who""", run_id, version, who)
+    await bus.publish(js, events.JournalEntry(
+        event_id=events.new_event_id(), run_id=run_id, step=-1, author="system",
+        entry_type="prompt_change", title=f"prompt {version}", who=who,
+        body=f"Reflections for run {run_id} now use prompt {version}.", refs={"version": version}))

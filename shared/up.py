@@ -1,0 +1,112 @@
+"""The main job: every server and service, and a short real training run, on embedded defaults."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from shared import bus, subjects
+from shared.db import create_pool
+from shared.launcher import SERVICES, Children, Infrastructure
+from shared.settings import Settings
+
+
+def up(settings: Settings, args) -> int:
+    state_dir = Path(settings.state_dir).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    infra = Infrastructure(state_dir)
+    try:
+        infra.ensure_nats(settings)
+        infra.ensure_postgres(settings)
+        infra.started["up_pid"] = os.getpid()
+        infra.record()
+        data = args.data or [str(default_corpus(state_dir))]
+        return asyncio.run(run_everything(settings, args, data, state_dir))
+    finally:
+        infra.stop()
+
+
+def default_corpus(state_dir: Path) -> Path:
+    from shared.corpus import fetch_default_corpus
+    return fetch_default_corpus(state_dir / "corpus")
+
+
+def instance_counts(scale: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(SERVICES, 1)
+    for item in scale:
+        name, _, n = item.partition("=")
+        if name not in counts or not n.isdigit():
+            raise SystemExit(f"--scale {item!r}: expected one of {', '.join(SERVICES)} =N")
+        counts[name] = int(n)
+    return counts
+
+
+async def run_everything(settings: Settings, args, data: list[str], state_dir: Path) -> int:
+    env = {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+           "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    children = Children(env)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    for service, count in instance_counts(args.scale).items():
+        for i in range(count):
+            name = service if count == 1 else f"{service}.{i}"
+            web = {} if service == "journal_svc" and i == 0 else {"INTROSPECT_WEB_PORT": "0"}
+            await children.start(name, service, env={**web, "INTROSPECT_INSTANCE": name})
+    rc = 0
+    if not args.no_train:
+        extra = [a for a in args.trainer_args if a != "--"]
+        trainer_args = ["--run-id", args.run_id, "--steps", str(args.steps),
+                        "--out-dir", str(state_dir / "runs")]
+        for d in data:
+            trainer_args += ["--data", d]
+        await children.start("trainer_svc", "trainer_svc", *trainer_args, *extra)
+        trainer = children.procs["trainer_svc"]
+        done = asyncio.create_task(trainer.wait())
+        await asyncio.wait([done, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if done.done():
+            rc = trainer.returncode
+            await wait_for_journal(settings, stop)
+            await print_summary(settings, args.run_id)
+    if args.stay or args.no_train:
+        print("[introspect] services are up; Ctrl-C stops everything")
+        await stop.wait()
+    await children.stop()
+    return rc
+
+
+async def wait_for_journal(settings: Settings, stop: asyncio.Event, timeout: float = 120) -> None:
+    """Let every consumer catch up with what the run published before stopping the services."""
+    nc = await bus.connect(settings, "introspect-up")
+    js = nc.jetstream()
+    durables = [(s, d) for s, d, _ in subjects.JOURNAL_CONSUMERS]
+    durables += [(s, d) for s, d, _ in (subjects.UNDERSTANDING_SAMPLES, subjects.SELFPLAY_CHECKPOINTS)]
+    deadline = loop_time() + timeout
+    while loop_time() < deadline and not stop.is_set():
+        infos = [await js.consumer_info(s, d) for s, d in durables]
+        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+            break
+        await asyncio.sleep(1)
+    await asyncio.sleep(2)  # the journal's last batch from the services' final publishes
+    await nc.close()
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def print_summary(settings: Settings, run_id: str) -> None:
+    pool = await create_pool(settings.database_url)
+    kinds = await pool.fetch("SELECT kind, count(*) AS n FROM events WHERE run_id = $1 GROUP BY kind "
+                             "ORDER BY kind", run_id)
+    last = await pool.fetchrow("SELECT step, loss, val_bpb, tokens_per_s FROM loss_by_step "
+                               "WHERE run_id = $1 ORDER BY step DESC LIMIT 1", run_id)
+    print(f"\n[introspect] run {run_id} in the journal ({settings.database_url}):")
+    print("  events: " + ", ".join(f"{r['kind']}={r['n']}" for r in kinds))
+    if last:
+        print(f"  last step {last['step']}: loss {last['loss']:.3f}, val bpb {last['val_bpb']}, "
+              f"{last['tokens_per_s']:.0f} tok/s")
+    print("  try: psql, then SELECT * FROM loss_by_step WHERE run_id = '%s' ORDER BY step;" % run_id)
+    await pool.close()

@@ -1,0 +1,121 @@
+"""The contract, settings, migrations, control state and compose file."""
+import asyncio
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+import yaml
+
+from eventfactory import one_of_each
+from shared import bus, control, db, events, subjects
+from shared.settings import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_event_kind_round_trips_and_has_a_subject_in_a_stream():
+    sample = one_of_each()
+    assert {type(e) for e in sample} == set(events.EVENT_TYPES.values())
+    for event in sample:
+        assert events.decode(events.encode(event)) == event
+        subject = subjects.subject_for(event)
+        assert subjects.stream_for(subject) in subjects.STREAMS
+        assert subject.split(".")[1] == event.run_id
+
+
+@pytest.mark.parametrize("payload, error", [
+    (b'{"kind":"step","event_id":"a","run_id":"r","step":1}', "missing required field"),
+    (b'{"kind":"nope","event_id":"a","run_id":"r","step":1}', "invalid value 'nope'"),
+    (b'{"kind":"entry","event_id":"a","run_id":"r","step":"one","author":"human","body":"x"}',
+     "expected `int`"),
+    (b'{"kind":"entry","event_id":"a","run_id":"r","step":1,"author":"human","body":"x","evil":1}',
+     "unknown field"),
+])
+def test_decoding_is_strict(payload, error):
+    with pytest.raises(msgspec.ValidationError, match=re.compile(re.escape(error), re.I)):
+        events.decode(payload)
+
+
+def test_broken_config_names_the_environment_variable():
+    with pytest.raises(ConfigError, match="INTROSPECT_BATCH_SIZE"):
+        load_settings({"INTROSPECT_BATCH_SIZE": "zero"})
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_settings({"DATABASE_URL": "mysql://x"})
+    assert load_settings({"INTROSPECT_CONCURRENCY": "3"}).concurrency == 3
+
+
+def test_run_ids_cannot_break_subjects():
+    for bad in ("a.b", "a b", "*", ">", ""):
+        with pytest.raises(ValueError):
+            subjects.check_run_id(bad)
+
+
+async def test_migrations_go_up_and_down(pg_server):
+    import uuid
+    url = db.with_database(pg_server, f"introspect_mig_{uuid.uuid4().hex[:8]}")
+    await db.ensure_database(url)
+    try:
+        await db.migrate_async(url)
+        conn = await __import__("asyncpg").connect(url)
+        tables = {r[0] for r in await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema='public'")}
+        assert {"runs", "steps", "activations", "samples", "reflections", "detections", "commands",
+                "journal_entries", "conversations", "prompts", "shimmer", "concepts",
+                "loss_by_step", "pauses", "journal_timeline", "written_after_last_pause"} <= tables
+        await conn.close()
+        await asyncio.to_thread(db.downgrade, url, "base")
+        conn = await __import__("asyncpg").connect(url)
+        left = await conn.fetchval("SELECT count(*) FROM information_schema.tables "
+                                   "WHERE table_schema='public' AND table_name <> 'alembic_version'")
+        await conn.close()
+        assert left == 0
+    finally:
+        await db.drop_database(url)
+
+
+async def test_pause_for_a_detection_is_sent_once_and_resume_clears_it(nc, settings):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    seen = await js.pull_subscribe("control.r9.>", stream="CONTROL")
+    pause = control.command("r9", "pause", reason="bias high", who="understanding_svc",
+                            detection_id="det-1")
+    assert await control.send(js, kv, pause)
+    assert not await control.send(js, kv, control.command("r9", "pause", detection_id="det-1"))
+    state, _ = await control.read_state(kv, "r9")
+    assert (state.state, state.detection_id) == ("paused", "det-1")
+    assert await control.send(js, kv, control.command("r9", "resume", note="context checked"))
+    state, _ = await control.read_state(kv, "r9")
+    assert state.state == "running"
+    msgs = await seen.fetch(5, timeout=2)
+    assert [m.subject for m in msgs] == ["control.r9.pause", "control.r9.resume"]
+
+
+def test_compose_agrees_with_the_code():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    for name in ("journal_svc", "understanding_svc", "selfplay_svc", "trainer_svc"):
+        svc = services[name]
+        assert svc["command"][:3] == ["python", "-m", name]
+        assert (ROOT / name / "__main__.py").exists(), name
+        assert svc["build"] == "." and svc["image"]
+        env = svc["environment"]
+        load_settings({k: str(v) for k, v in env.items()})  # every value passes validation
+        assert {"NATS_URL", "DATABASE_URL"} <= set(env)
+        assert "container_name" not in svc and "ports" not in svc or name == "journal_svc"
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert "-js" in services["nats"]["command"]
+    assert services["nats"]["healthcheck"] and services["postgres"]["healthcheck"]
+    known_env = set(__import__("shared.settings", fromlist=["ENV_NAMES"]).ENV_NAMES.values())
+    for name in ("journal_svc", "understanding_svc", "selfplay_svc", "trainer_svc"):
+        assert set(services[name]["environment"]) <= known_env, name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in ("shared", "trainer_svc", "understanding_svc", "selfplay_svc", "journal_svc",
+                    "migrations"):
+        assert f"COPY {package} {package}" in dockerfile
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/test" in readme.split("## ")[1]  # among the first commands
+    assert "bash scripts/test" in (ROOT / ".ci" / "run").read_text()
