@@ -1,0 +1,154 @@
+"""Commands from the bus for the training loop, applied at step boundaries.
+
+- pause/resume/stop come from the run's desired state in the control KV bucket, read first at
+  start (a pause issued while the trainer was down still holds) and then polled;
+- freeze/mix come from a durable consumer on `control.<run>.{freeze,mix}`, so none is missed
+  while the trainer is down; inline mix texts (the bias protocol's counter-examples) are written
+  to a file under the run folder and joined as a data source;
+- with `--require-monitor` the trainer pauses itself when no understanding_svc instance answered
+  service discovery for `--monitor-timeout` seconds, and resumes when one is back.
+Everything here runs on the publisher's event loop; the training thread only calls `poll()` and
+`wait_while_paused()`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from shared import bus, control, events, subjects
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+ACTION_FOR_STATE = {"paused": "pause", "running": "resume", "stopped": "stop"}
+MONITOR_WHO = "trainer_svc:monitor"
+
+
+class BusControls:
+    def __init__(self, run_id: str, settings: Settings, run_dir: Path, require_monitor: bool = False,
+                 monitor_timeout: float = 60.0, poll_interval: float = 0.25):
+        self.run_id, self.settings, self.run_dir = run_id, settings, Path(run_dir)
+        self.require_monitor, self.monitor_timeout = require_monitor, monitor_timeout
+        self.poll_interval = poll_interval
+        self.queue: queue.Queue[events.ControlCommand] = queue.Queue()
+        self.held: list[events.ControlCommand] = []
+        self.state_read = threading.Event()  # the initial desired state has been applied
+        self.last_command_id = ""
+        self.tasks: list[asyncio.Task] = []
+
+    # --- the training thread ---------------------------------------------------------------
+    def send(self, command: events.ControlCommand) -> None:
+        self.queue.put(command)
+
+    def poll(self) -> list[events.ControlCommand]:
+        commands, self.held = self.held, []
+        while True:
+            try:
+                commands.append(self.queue.get_nowait())
+            except queue.Empty:
+                return commands
+
+    def wait_while_paused(self) -> events.ControlCommand:
+        while True:
+            command = self.queue.get()
+            if command.action in ("resume", "stop"):
+                return command
+            self.held.append(command)
+
+    # --- the publisher's loop ----------------------------------------------------------------
+    async def attach(self, nc, js) -> None:
+        self.nc, self.js = nc, js
+        self.kv = await bus.control_bucket(js, self.settings)
+        await self.check_desired_state(initial=True)
+        self.state_read.set()
+        self.tasks = [asyncio.create_task(self.watch_state()),
+                      asyncio.create_task(self.consume_freeze_and_mix())]
+        if self.require_monitor:
+            self.tasks.append(asyncio.create_task(self.watch_monitor()))
+
+    async def check_desired_state(self, initial: bool = False) -> None:
+        """Turn a new desired state into a command; at start only a pause or stop matters."""
+        desired, _ = await control.read_state(self.kv, self.run_id)
+        if desired is None or desired.command_id == self.last_command_id:
+            return
+        self.last_command_id = desired.command_id
+        if initial and desired.state == "running":
+            return
+        self.send(events.ControlCommand(
+            event_id=desired.command_id or events.new_event_id(), run_id=self.run_id, step=-1,
+            action=ACTION_FOR_STATE[desired.state], reason=desired.reason, who=desired.who,
+            detection_id=desired.detection_id))
+
+    async def watch_state(self) -> None:
+        while True:
+            try:
+                await self.check_desired_state()
+            except Exception as err:  # noqa: BLE001 - the bus may be down; keep trying
+                log.debug("control state unreadable", extra={"error": repr(err)})
+            await asyncio.sleep(self.poll_interval)
+
+    async def consume_freeze_and_mix(self) -> None:
+        durable = f"trainer_{self.run_id}"
+        await self.js.add_consumer("CONTROL", ConsumerConfig(
+            durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
+            filter_subjects=[subjects.control(self.run_id, "freeze"), subjects.control(self.run_id, "mix")]))
+        sub = await self.js.pull_subscribe_bind(durable, stream="CONTROL")
+        while True:
+            try:
+                msgs = await sub.fetch(16, timeout=1)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            for msg in msgs:
+                try:
+                    command = events.decode(msg.data)
+                    self.send(self.with_local_texts(command))
+                except (msgspec.ValidationError, msgspec.DecodeError, OSError) as err:
+                    log.warning("control message rejected", extra={"error": str(err)})
+                await msg.ack()
+
+    def with_local_texts(self, command: events.ControlCommand) -> events.ControlCommand:
+        """Inline mix texts become a local file the data loader can read (no shared disk)."""
+        texts = command.params.get("texts") if command.action == "mix" else None
+        if not texts:
+            return command
+        paths = dict(command.params.get("paths", {}))
+        for name, items in texts.items():
+            path = self.run_dir / "mix" / f"{name}-{command.event_id[:12]}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n\n".join(items) + "\n")
+            paths[name] = str(path)
+        params = {k: v for k, v in command.params.items() if k != "texts"} | {"paths": paths}
+        return msgspec.structs.replace(command, params=params)
+
+    async def monitor_alive(self) -> bool:
+        try:
+            await self.nc.request("$SRV.PING.understanding_svc", b"", timeout=1)
+            return True
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, asyncio.TimeoutError):
+            return False
+
+    async def watch_monitor(self) -> None:
+        last_seen = time.monotonic()
+        while True:
+            alive = await self.monitor_alive()
+            desired, _ = await control.read_state(self.kv, self.run_id)
+            self_paused = desired is not None and desired.state == "paused" and desired.who == MONITOR_WHO
+            if alive:
+                last_seen = time.monotonic()
+                if self_paused:
+                    await control.send(self.js, self.kv, control.command(
+                        self.run_id, "resume", who=MONITOR_WHO, reason="understanding_svc is back"))
+            elif time.monotonic() - last_seen > self.monitor_timeout and not (
+                    desired and desired.state == "paused"):
+                reason = f"no understanding_svc instance alive for {self.monitor_timeout:.0f} s"
+                log.warning("pausing: monitor missing", extra={"reason": reason})
+                await control.send(self.js, self.kv, control.command(
+                    self.run_id, "pause", who=MONITOR_WHO, reason=reason))
+            await asyncio.sleep(min(2.0, self.monitor_timeout / 3))
