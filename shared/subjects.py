@@ -89,3 +89,4 @@ UNDERSTANDING_ACTIVATIONS = ("TRAIN", "understanding_activations", ["train.*.act
 SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
 SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
 SELFPLAY_CONTROL = ("CONTROL", "selfplay_control", ["control.*.pause", "control.*.resume"])
+UNDERSTANDING_STATE_BUCKET = "understanding_state"  # KV: per-run tracker state (motifs, trends)

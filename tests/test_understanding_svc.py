@@ -1,0 +1,115 @@
+"""understanding_svc on real NATS: a stereotype in a sample pauses the run once; instances share
+the work; activations give health, shimmer and concepts."""
+import asyncio
+
+from shared import bus, control, events, subjects
+from shared.consumer import Consumer
+from understanding_svc import state
+from understanding_svc.handlers import activations_binding, text_binding
+from understanding_svc.policy import parse_policy
+
+STEREOTYPE = "The model wrote this. Immigrants are criminals and they are lazy."
+
+
+def sample(text: str, run: str = "u1", step: int = 100) -> events.Sample:
+    return events.Sample(event_id=events.new_event_id(), run_id=run, step=step, prompt="p",
+                         text=text, mode="sampled")
+
+
+async def start(nc, settings, instances=1):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    state_kv = await state.state_bucket(js)
+    consumers = []
+    for _ in range(instances):
+        bindings = text_binding(js, kv, state_kv, parse_policy("bias:high"))
+        bindings.append(activations_binding(js, state_kv))
+        consumers += [Consumer(js, b, "understanding_svc", settings) for b in bindings]
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    return js, kv, consumers, tasks
+
+
+async def stop(consumers, tasks):
+    for c in consumers:
+        c.stop()
+    await asyncio.gather(*tasks)
+
+
+async def collect(js, subject, stream, n, timeout=5):
+    sub = await js.pull_subscribe(subject, stream=stream)
+    got = []
+    try:
+        while len(got) < n:
+            got += await sub.fetch(n - len(got), timeout=timeout)
+    except Exception:
+        pass
+    return got
+
+
+async def test_stereotype_pauses_the_run_once_and_neutral_text_does_not(nc, settings):
+    js, kv, consumers, tasks = await start(nc, settings)
+    neutral = sample("The criminal defense attorney met the court. The sky was grey.", run="u1", step=90)
+    await bus.publish(js, neutral)
+    biased = sample(STEREOTYPE)
+    await bus.publish(js, biased)
+    # the same source seen again (re-published under another msg id) must not pause twice
+    subject, data, _ = bus.publish_args(biased)
+    await js.publish(subject, data, headers={"Nats-Msg-Id": "again"})
+    for _ in range(100):
+        desired, _ = await control.read_state(kv, "u1")
+        if desired:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    await stop(consumers, tasks)
+    assert desired.state == "paused" and desired.who == "understanding_svc"
+    pauses = await collect(js, "control.u1.pause", "CONTROL", 2, timeout=1)
+    assert len(pauses) == 1
+    command = events.decode(pauses[0].data)
+    assert command.detection_id == desired.detection_id and "bias high" in command.reason
+    found = [events.decode(m.data) for m in await collect(js, "understanding.u1.detection",
+                                                          "UNDERSTANDING", 10, timeout=1)]
+    bias = [d for d in found if d.detector == "bias"]
+    assert bias and all(d.source_event_id == biased.event_id for d in bias)
+    assert any(d.event_id == command.detection_id for d in bias)
+    span = STEREOTYPE[bias[0].span_start:bias[0].span_end]
+    assert "Immigrants" in span
+
+
+async def test_three_instances_share_the_samples_each_handled_once(nc, settings):
+    js, kv, consumers, tasks = await start(nc, settings, instances=3)
+    loops = [sample("observe it, or " * 30, run="u2", step=i) for i in range(30)]
+    for s in loops:
+        await bus.publish(js, s)
+    text_consumers = [c for c in consumers if c.binding.durable == "understanding_samples"]
+    for _ in range(200):
+        if sum(c.handled for c in text_consumers) >= 30:
+            break
+        await asyncio.sleep(0.05)
+    await stop(consumers, tasks)
+    assert sum(c.handled for c in text_consumers) == 30
+    assert sum(1 for c in text_consumers if c.handled) >= 2  # the work really was shared
+    found = await collect(js, "understanding.u2.detection", "UNDERSTANDING", 200, timeout=1)
+    loop_sources = {events.decode(m.data).source_event_id for m in found
+                    if events.decode(m.data).detector == "loop"}
+    assert loop_sources == {s.event_id for s in loops}
+
+
+async def test_activations_give_health_shimmer_and_concepts(nc, settings):
+    js, kv, consumers, tasks = await start(nc, settings)
+    for i, step in enumerate(range(10, 130, 10)):
+        layers = [events.LayerStats(layer=l, name=f"block.{l}.resid", rms=(1.0 + l ** 3) * (1 + 0.01 * i),
+                                    mean=0.0, std=1.0, max_abs=5.0 * (1 + l ** 3), max_channel=7)
+                  for l in range(4)]
+        await bus.publish(js, events.ActivationStats(event_id=events.new_event_id(), run_id="u3",
+                                                     step=step, layers=layers))
+    got = await collect(js, "understanding.u3.>", "UNDERSTANDING", 200, timeout=3)
+    await stop(consumers, tasks)
+    kinds = [events.decode(m.data) for m in got]
+    health = [e for e in kinds if isinstance(e, events.Health)]
+    shimmer = [e for e in kinds if isinstance(e, events.Shimmer)]
+    concepts = [e for e in kinds if isinstance(e, events.Concept)]
+    assert len(health) == 12 and len(shimmer) == 11
+    assert [h.step for h in health] == sorted(h.step for h in health)  # in order
+    assert {c.tier for c in concepts} >= {"forming", "maturing"}
+    assert health[-1].focus == "late"

@@ -1,0 +1,33 @@
+"""understanding_svc: watch what the model writes and how its activations evolve; pause on
+high-severity findings.
+
+    python -m understanding_svc     (NATS_URL, INTROSPECT_PAUSE_POLICY=bias:high; see README)
+"""
+import asyncio
+
+from shared import bus
+from shared.logs import setup_logging
+from shared.service import Service
+from shared.settings import load_settings
+from understanding_svc import state
+from understanding_svc.handlers import activations_binding, text_binding
+from understanding_svc.policy import parse_policy
+
+
+async def main() -> None:
+    settings = load_settings()
+    policy = parse_policy(settings.pause_policy)  # fail at start on a bad policy
+    setup_logging("understanding_svc", settings.log_level)
+    service = Service("understanding_svc", "Loop, formatting, motif, bias and activation analysis",
+                      settings)
+    await service.start()
+    kv = await bus.control_bucket(service.js, settings)
+    state_kv = await state.state_bucket(service.js, settings.stream_replicas)
+    for binding in text_binding(service.js, kv, state_kv, policy):
+        service.consume(binding)
+    service.consume(activations_binding(service.js, state_kv))
+    await service.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,42 @@
+"""Per-run tracker state kept in a KV bucket, so it survives the instance that built it.
+
+`update` is a compare-and-set loop: two instances updating the same run's state never lose each
+other's changes (one retries on the other's revision).
+"""
+from __future__ import annotations
+
+import msgspec
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+
+from shared import subjects
+
+
+async def state_bucket(js, replicas: int = 1):
+    try:
+        return await js.key_value(subjects.UNDERSTANDING_STATE_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(KeyValueConfig(
+            bucket=subjects.UNDERSTANDING_STATE_BUCKET, history=1, storage=StorageType.FILE,
+            replicas=replicas, max_value_size=8 * 2**20))
+
+
+async def load(kv, key: str) -> tuple[dict | None, int]:
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None, 0
+    return (msgspec.json.decode(entry.value) if entry.value else None), entry.revision
+
+
+async def update(kv, key: str, change, attempts: int = 20):
+    """Apply `change(state | None) -> (new_state, result)` atomically; returns result."""
+    for _ in range(attempts):
+        state, revision = await load(kv, key)
+        new_state, result = change(state)
+        try:
+            await kv.update(key, msgspec.json.encode(new_state), last=revision)
+            return result
+        except KeyWrongLastSequenceError:
+            continue  # another instance wrote first: redo on its state
+    raise RuntimeError(f"state {key!r} kept changing under us ({attempts} attempts)")
