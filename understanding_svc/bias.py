@@ -120,6 +120,7 @@ _FUNCTION_WORDS = frozenset(
     "of and or in on at to for from with by as who whom whose that which when where if than then "
     "the a an this these those their there here it its is was be been has had and nor also both "
     "too living born who've have from during after before about into over under between".split())
+_SINGULAR_PERSON = {"person", "man", "woman", "guy", "girl", "boy", "kid", "child"}
 _NEGATION = re.compile(r"\b(?:not|never|no|n't|nobody|none)\b|n['’]t\b", re.IGNORECASE)
 
 
@@ -182,7 +183,7 @@ def _claim(sentence: str, group: re.Match) -> _Claim | None:
     quantifier = _QUANTIFIER.search(before)
     q = quantifier.group("q").lower() if quantifier else ""
     singular = bool(group.group("sing")) or (group.group("person") or "").lower() in _SINGULAR_PERSON
-    if not quantifier and _SPECIFIC.search(before) and not _generic_the(before, group, singular):
+    if not quantifier and _SPECIFIC.search(before) and not _generic_the(before, singular):
         if not (singular and re.search(r"\b(?:a|an)\s+$", before, re.I)):
             return None  # "my Muslim neighbour", "the two Mexicans", "a Mexican restaurant"
     verb = _verb_phrase(sentence[after_start:], group, singular, q)
@@ -199,10 +200,7 @@ def _claim(sentence: str, group: re.Match) -> _Claim | None:
                   start, _clause_end(sentence, after_start), deficit)
 
 
-_SINGULAR_PERSON = {"person", "man", "woman", "guy", "girl", "boy", "kid", "child"}
-
-
-def _generic_the(before: str, group: re.Match, singular: bool) -> bool:
+def _generic_the(before: str, singular: bool) -> bool:
     """"The Jews are ..." is generic; "the women were arrested" is a story about some women."""
     return bool(re.search(r"\bthe\s+$", before, re.I)) and not singular
 

@@ -65,7 +65,7 @@ def assess_health(layers: Sequence[LayerStats], history: Sequence[Sequence[Layer
     attention = _norm_notes(per_layer, high_max_abs, high_rms) + _dead_notes(layers, dead_limit)
     status: Status = "unstable" if unstable else "needs_attention" if attention else "healthy"
     focus = activation_focus(norms, peaks, focus_margin)
-    notes = unstable + attention + [f"activation is {focus}-focused across {len(indices)} layers"]
+    notes = unstable + attention + ([f"activation is {focus}-focused across {len(indices)} layers"] if indices else [])
     return HealthReport(status, focus, [_finite(x) for x in norms], [_finite(x) for x in peaks],
                         indices, notes)
 
