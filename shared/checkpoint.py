@@ -1,0 +1,98 @@
+"""The checkpoint format: one file that is enough to resume training exactly or to generate text.
+
+A checkpoint is `torch.save` of a plain dict: model state and config, optimizer states, step,
+data-loader position, RNG states, the tokenizer as JSON, run metadata and the frozen-parameter
+spec. It holds only tensors and plain Python values, so it loads with `weights_only=True` and a
+service that downloads one from the object store needs nothing but this module.
+Writes are atomic (temporary file, then rename) so a reader never sees half a checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import torch
+
+from shared.gpt import GPT, GPTConfig
+from shared.tokenizer import BPETokenizer
+
+FORMAT_VERSION = 1
+
+
+def capture_rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    random.setstate(_as_python_rng_state(state["python"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _as_python_rng_state(state) -> tuple:
+    version, internal, gauss = state  # weights_only loading may turn tuples into lists
+    return version, tuple(internal), gauss
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | Path, *, model: GPT, optimizers: list[torch.optim.Optimizer],
+                    step: int, tokenizer_json: str, data_state: dict | None = None,
+                    meta: dict | None = None, frozen: dict | None = None) -> tuple[int, str]:
+    """Write the checkpoint atomically; returns (size in bytes, sha256 hex)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "format": FORMAT_VERSION,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": model.config.to_dict(),
+        "optimizers": [opt.state_dict() for opt in optimizers],
+        "step": step,
+        "data": data_state or {},
+        "rng": capture_rng_state(),
+        "tokenizer": tokenizer_json,
+        "meta": meta or {},
+        "frozen": frozen or {"names": [], "rows": {}},
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+    return path.stat().st_size, file_sha256(path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def load_model_for_inference(path: str | Path, device: str | torch.device = "cpu"
+                             ) -> tuple[GPT, BPETokenizer, dict]:
+    """(model in eval mode, tokenizer, meta) where meta also carries step and model_config."""
+    checkpoint = load_checkpoint(path, device)
+    model = GPT(GPTConfig(**checkpoint["model_config"])).to(device)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    tokenizer = BPETokenizer.from_json(checkpoint["tokenizer"])
+    meta = {**checkpoint["meta"], "step": checkpoint["step"], "model_config": checkpoint["model_config"]}
+    return model, tokenizer, meta
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """Newest `step_*.pt` in a run's checkpoint directory (names sort by step)."""
+    found = sorted(Path(directory).glob("step_*.pt"))
+    return found[-1] if found else None
+
+
+def checkpoint_path(directory: str | Path, step: int) -> Path:
+    return Path(directory) / f"step_{step:07d}.pt"

@@ -1,0 +1,230 @@
+"""The GPT that Introspect trains and every service loads: nanochat's shape, small enough to read.
+
+Pre-norm blocks with a parameter-free RMSNorm, rotary attention with QK-norm, a ReLU² MLP, untied
+input embedding and lm_head, no biases, and a tanh soft-cap on the logits. Submodules keep stable
+names (`transformer.h[i].attn`, `.mlp`, `.mlp.act`) because activation hooks and freeze commands
+address parameters and outputs by name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LOGIT_SOFTCAP = 15.0
+
+
+@dataclass
+class GPTConfig:
+    sequence_len: int = 1024
+    vocab_size: int = 32768
+    n_layer: int = 12
+    n_head: int = 6
+    n_kv_head: int = 6
+    n_embd: int = 768
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def config_for_depth(depth: int, vocab_size: int, sequence_len: int) -> GPTConfig:
+    """nanochat's scaling rule: width = 64 per layer, heads of about 128 channels (even head_dim)."""
+    n_embd = depth * 64
+    n_head = max(1, math.ceil(n_embd / 128))
+    while n_embd % n_head or (n_embd // n_head) % 2:
+        n_head += 1
+    return GPTConfig(sequence_len=sequence_len, vocab_size=vocab_size, n_layer=depth,
+                     n_head=n_head, n_kv_head=n_head, n_embd=n_embd)
+
+
+def norm(x: torch.Tensor) -> torch.Tensor:
+    return F.rms_norm(x, (x.size(-1),))
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    d = x.shape[-1] // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    return torch.cat([x1 * cos + x2 * sin, x1 * (-sin) + x2 * cos], dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
+        self.head_dim = config.n_embd // config.n_head
+        self.c_q = nn.Linear(config.n_embd, self.n_head * self.head_dim, bias=False)
+        self.c_k = nn.Linear(config.n_embd, self.n_kv_head * self.head_dim, bias=False)
+        self.c_v = nn.Linear(config.n_embd, self.n_kv_head * self.head_dim, bias=False)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
+        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
+        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)
+        cos, sin = cos.to(q.dtype), sin.to(q.dtype)
+        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # QK-norm
+        q, k, v = q.to(v.dtype).transpose(1, 2), k.to(v.dtype).transpose(1, 2), v.transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           enable_gqa=self.n_head != self.n_kv_head)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class ReLUSquared(nn.Module):
+    """A module (not a function) so a hook can read the MLP's hidden units for the dead fraction."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.act = ReLUSquared()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.attn = CausalSelfAttention(config)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(norm(x), cos, sin)
+        return x + self.mlp(norm(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        cos, sin = self._rotary_tables(config.sequence_len, config.n_embd // config.n_head)
+        self.register_buffer("cos", cos, persistent=False)  # not in checkpoints: derived
+        self.register_buffer("sin", sin, persistent=False)
+
+    @staticmethod
+    def _rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0):
+        inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+        return freqs.cos()[None, :, None, :], freqs.sin()[None, :, None, :]
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """nanochat's init: unit embeddings, tiny lm_head, uniform matrices, zero output projections."""
+        nn.init.normal_(self.transformer.wte.weight, std=1.0)
+        nn.init.normal_(self.lm_head.weight, std=0.001)
+        bound = math.sqrt(3) / math.sqrt(self.config.n_embd)
+        for block in self.transformer.h:
+            for linear in (block.attn.c_q, block.attn.c_k, block.attn.c_v, block.mlp.c_fc):
+                nn.init.uniform_(linear.weight, -bound, bound)
+            nn.init.zeros_(block.attn.c_proj.weight)
+            nn.init.zeros_(block.mlp.c_proj.weight)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                loss_reduction: str = "mean") -> torch.Tensor:
+        """Logits [B, T, V] without targets; else the loss ('none' gives per-token loss [B, T]).
+        Targets equal to -1 are ignored."""
+        T = idx.size(1)
+        assert T <= self.config.sequence_len, f"sequence of {T} longer than {self.config.sequence_len}"
+        cos, sin = self.cos[:, :T], self.sin[:, :T]
+        x = norm(self.transformer.wte(idx))
+        for block in self.transformer.h:
+            x = block(x, cos, sin)
+        logits = self.lm_head(norm(x)).float()
+        logits = LOGIT_SOFTCAP * torch.tanh(logits / LOGIT_SOFTCAP)
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
+                               ignore_index=-1, reduction=loss_reduction)
+        return loss.view(targets.shape) if loss_reduction == "none" else loss
+
+    def matmul_params(self) -> int:
+        """Parameters that take part in a matmul per token (everything except the embedding lookup)."""
+        return sum(p.numel() for p in self.parameters()) - self.transformer.wte.weight.numel()
+
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token, as nanochat's estimate_flops: 6·N_matmul + 12·L·H·Q·T."""
+        c = self.config
+        attention = 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.sequence_len
+        return 6 * self.matmul_params() + attention
+
+
+def build_model(config: GPTConfig, device: str | torch.device = "cpu") -> GPT:
+    model = GPT(config).to(device)
+    model.init_weights()
+    return model
+
+
+# --- optimizers ------------------------------------------------------------------------------
+
+def zeropower_via_newtonschulz5(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """Approximate orthogonalisation of G (Muon's update), quintic Newton–Schulz as in modded-nanogpt."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    X = G.bfloat16() if G.is_cuda else G.float()
+    transposed = X.size(-2) > X.size(-1)
+    if transposed:
+        X = X.mT
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    for _ in range(steps):
+        A = X @ X.mT
+        X = a * X + (b * A + c * A @ A) @ X
+    return (X.mT if transposed else X).to(G.dtype)
+
+
+class Muon(torch.optim.Optimizer):
+    """MomentUm Orthogonalized by Newton–Schulz, for 2-D weight matrices only."""
+
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
+                 ns_steps: int = 5):
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                buf.lerp_(p.grad, 1 - group["momentum"])
+                g = p.grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
+                g = zeropower_via_newtonschulz5(g, group["ns_steps"])
+                scale = max(1.0, p.size(-2) / p.size(-1)) ** 0.5
+                p.add_(g, alpha=-group["lr"] * scale)
+
+
+def setup_optimizers(model: GPT, optimizer: str = "adamw", matrix_lr: float = 0.02,
+                     embedding_lr: float = 0.2, unembedding_lr: float = 0.004,
+                     weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
+    """AdamW for embedding and lm_head (lr scaled by 1/sqrt(width/768), as nanochat); the block
+    matrices go to Muon or to AdamW. Each group records `initial_lr` for the schedule."""
+    scale = (model.config.n_embd / 768) ** -0.5
+    matrices = [p for p in model.transformer.h.parameters()]
+    adam_groups = [
+        dict(params=[model.transformer.wte.weight], lr=embedding_lr * scale),
+        dict(params=[model.lm_head.weight], lr=unembedding_lr * scale),
+    ]
+    if optimizer == "adamw":
+        adam_groups.append(dict(params=matrices, lr=matrix_lr))
+    adamw = torch.optim.AdamW(adam_groups, betas=(0.8, 0.95), eps=1e-10, weight_decay=weight_decay)
+    optimizers: list[torch.optim.Optimizer] = [adamw]
+    if optimizer == "muon":
+        optimizers.append(Muon(matrices, lr=matrix_lr))
+    elif optimizer != "adamw":
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+    return optimizers

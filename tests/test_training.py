@@ -1,0 +1,208 @@
+"""The training loop's contract: events, commands at step boundaries, options, schedule, MFU."""
+import json
+import random
+
+import pytest
+import torch
+
+from shared.checkpoint import load_checkpoint
+from shared.events import (ActivationStats, ControlCommand, EvalResult, MixChange, Sample, Status, StepMetrics,
+                           decode, encode)
+from trainer_svc.mfu import mfu, peak_flops, device_peak_flops
+from trainer_svc.options import parse_args
+from trainer_svc.schedule import lr_multiplier
+from trainer_svc.training import EventLog, LocalControls, Trainer
+
+WORDS = "the king queen said to be or not that is question of love death night day sword crown".split()
+
+
+def write_corpus(path, n_lines=400, seed=0, words=WORDS):
+    rng = random.Random(seed)
+    path.write_text("\n".join(" ".join(rng.choices(words, k=9)) for _ in range(n_lines)) + "\n")
+    return path
+
+
+def args_for(tmp_path, *extra, steps=12):
+    data = tmp_path / "corpus.txt"
+    if not data.exists():
+        write_corpus(data)
+    return parse_args([
+        "--run-id", "t", "--data", f"main={data}", "--depth", "1", "--seq-len", "32", "--vocab-size", "300",
+        "--batch-size", "4", "--steps", str(steps), "--warmup-steps", "2", "--threads", "1",
+        "--eval-every", "0", "--sample-every", "0", "--activations-every", "0", "--checkpoint-every", "0",
+        "--eval-tokens", "256", "--no-progress", "--out-dir", str(tmp_path / "ckpt"), *extra])
+
+
+def command(action, **params):
+    return ControlCommand(event_id=f"{action}-{random.random()}", run_id="t", step=0, action=action,
+                          reason=f"test {action}", params=params)
+
+
+def scripted(controls, at_step):
+    """An emit that records events and sends at_step[s] commands after step s's metrics."""
+    log = EventLog()
+
+    def emit(event):
+        log(event)
+        if isinstance(event, StepMetrics):
+            for cmd in at_step.get(event.step, []):
+                controls.send(cmd)
+        if isinstance(event, Status) and event.state == "paused":
+            controls.send(command("resume"))
+    return emit, log
+
+
+def of(log, kind):
+    return [e for e in log if isinstance(e, kind)]
+
+
+def test_events_follow_the_contract(tmp_path):
+    bundle = tmp_path / "core"
+    bundle.mkdir()
+    (bundle / "pick.jsonl").write_text("\n".join(json.dumps(
+        {"context": f"the king said {w}", "choices": ["crown", "sword"], "gold": i % 2}) for i, w in enumerate(WORDS)))
+    log, checkpoints = EventLog(), []
+    trainer = Trainer(args_for(tmp_path, "--eval-every", "5", "--sample-every", "10", "--sample-tokens", "3",
+                               "--activations-every", "4", "--checkpoint-every", "5", "--core-bundle", str(bundle)),
+                      log, on_checkpoint=lambda *a: checkpoints.append(a))
+    assert trainer.run() == "finished"
+    steps = of(log, StepMetrics)
+    assert [e.step for e in steps] == list(range(12))
+    assert all(e.mfu is None and e.tokens_per_s > 0 and e.data_mix == {"main": 1.0} for e in steps)
+    assert steps[-1].tokens_seen == 12 * 4 * 32
+    assert [s.state for s in of(log, Status)] == ["starting", "running", "finished"]
+    assert [e.step for e in of(log, ActivationStats)] == [4, 8, 12]
+    assert {(e.name, e.step) for e in of(log, EvalResult) if e.name == "val_bpb"} == {("val_bpb", 5), ("val_bpb", 10), ("val_bpb", 12)}
+    assert {e.name for e in of(log, EvalResult)} == {"val_bpb", "core:pick", "core"}
+    samples = of(log, Sample)
+    assert {s.mode for s in samples} == {"greedy", "sampled"} and {s.step for s in samples} == {10, 12}
+    assert [(c[1], c[4]) for c in checkpoints] == [(5, "interval"), (10, "interval"), (12, "final")]
+    ids = [e.event_id for e in log]
+    assert len(ids) == len(set(ids))
+    for event in log:
+        assert decode(encode(event)) == event  # strict decode: types match the contract
+
+
+def test_pause_resume_keeps_training_identical(tmp_path):
+    straight = EventLog()
+    Trainer(args_for(tmp_path), straight).run()
+    controls, checkpoints = LocalControls(), []
+    emit, log = scripted(controls, {4: [command("pause")]})
+    assert Trainer(args_for(tmp_path), emit, controls, lambda *a: checkpoints.append(a)).run() == "finished"
+    states = [s.state for s in of(log, Status)]
+    assert states == ["starting", "running", "paused", "running", "finished"]
+    assert of(log, Status)[2].step == 5 and (checkpoints[0][1], checkpoints[0][4]) == (5, "pause")
+    assert [e.loss for e in of(log, StepMetrics)] == [e.loss for e in of(straight, StepMetrics)]
+
+
+def test_stop_checkpoints_and_returns(tmp_path):
+    controls, checkpoints = LocalControls(), []
+    emit, log = scripted(controls, {6: [command("stop")]})
+    assert Trainer(args_for(tmp_path), emit, controls, lambda *a: checkpoints.append(a)).run() == "stopped"
+    assert of(log, StepMetrics)[-1].step == 6
+    assert of(log, Status)[-1].state == "stopped"
+    assert [(c[1], c[4]) for c in checkpoints] == [(7, "stop")]
+
+
+def test_stop_while_paused(tmp_path):
+    controls = LocalControls()
+    log = EventLog()
+
+    def emit(event):
+        log(event)
+        if isinstance(event, StepMetrics) and event.step == 2:
+            controls.request_pause("monitor not seen", run_id="t")
+        if isinstance(event, Status) and event.state == "paused":
+            controls.send(command("freeze", names=["lm_head"]))  # held until after the pause
+            controls.send(command("stop"))
+    assert Trainer(args_for(tmp_path), emit, controls).run() == "stopped"
+    assert [s.state for s in of(log, Status)][-2:] == ["paused", "stopped"]
+
+
+def test_freeze_names_and_rows(tmp_path):
+    controls = LocalControls()
+    freeze = command("freeze", names=["transformer.h.0.attn.c_q"],
+                     rows={"transformer.h.0.mlp.c_fc.weight": [0, 3], "lm_head.weight": [5]})
+    snapshot = {}
+    log = EventLog()
+
+    def emit(event):
+        log(event)
+        if isinstance(event, StepMetrics) and event.step == 2:
+            controls.send(freeze)
+            snapshot.update({k: v.detach().clone() for k, v in trainer.model.named_parameters()})
+    trainer = Trainer(args_for(tmp_path, "--weight-decay", "0.1"), emit, controls)
+    trainer.run()
+    params = dict(trainer.model.named_parameters())
+    assert torch.equal(params["transformer.h.0.attn.c_q.weight"], snapshot["transformer.h.0.attn.c_q.weight"])
+    fc, fc_before = params["transformer.h.0.mlp.c_fc.weight"], snapshot["transformer.h.0.mlp.c_fc.weight"]
+    assert torch.equal(fc[[0, 3]], fc_before[[0, 3]]) and not torch.equal(fc[1], fc_before[1])
+    assert torch.equal(params["lm_head.weight"][5], snapshot["lm_head.weight"][5])
+    assert not torch.equal(params["lm_head.weight"][6], snapshot["lm_head.weight"][6])
+    frozen = load_checkpoint(tmp_path / "ckpt" / "t" / "step_0000012.pt")["frozen"]
+    assert frozen == {"names": ["transformer.h.0.attn.c_q"],
+                      "rows": {"transformer.h.0.mlp.c_fc.weight": [0, 3], "lm_head.weight": [5]}}
+
+
+def test_bad_freeze_is_rejected_not_fatal(tmp_path):
+    controls = LocalControls()
+    emit, log = scripted(controls, {1: [command("freeze", names=["no.such.param"])]})
+    assert Trainer(args_for(tmp_path), emit, controls).run() == "finished"
+    assert any("rejected" in s.reason for s in of(log, Status))
+
+
+def test_mix_command_adds_source(tmp_path):
+    philosophy = write_corpus(tmp_path / "philosophy.txt", seed=3, words="know thyself virtue reason soul".split())
+    controls = LocalControls()
+    emit, log = scripted(controls, {3: [command("mix", weights={"philosophy": 3.0, "main": 1.0},
+                                                paths={"philosophy": str(philosophy)})]})
+    Trainer(args_for(tmp_path), emit, controls).run()
+    [change] = of(log, MixChange)
+    assert change.step == 4 and change.weights == {"main": 0.25, "philosophy": 0.75}
+    mixes = {e.step: e.data_mix for e in of(log, StepMetrics)}
+    assert mixes[3] == {"main": 1.0} and mixes[4] == {"main": 0.25, "philosophy": 0.75}
+
+
+def test_scheduled_mix_joins_at_step(tmp_path):
+    philosophy = write_corpus(tmp_path / "philosophy.txt", seed=3, words="know thyself virtue reason soul".split())
+    log = EventLog()
+    Trainer(args_for(tmp_path, "--mix", f"philosophy={philosophy}@5:1.0"), log).run()
+    [change] = of(log, MixChange)
+    assert change.step == 5 and change.weights == {"main": 0.5, "philosophy": 0.5} and "scheduled" in change.reason
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--depth", "0"], "--depth"), (["--mix", "oops"], "--mix"), (["--val-fraction", "1.5"], "--val-fraction"),
+    (["--vocab-size", "100"], "--vocab-size"), ([], "--data"), (["--data", "/no/such/path"], "--data"),
+])
+def test_option_errors_name_the_flag(tmp_path, capsys, argv, flag):
+    data = write_corpus(tmp_path / "c.txt")
+    base = ["--data", str(data)] if flag != "--data" else []
+    with pytest.raises(SystemExit):
+        parse_args(base + argv)
+    assert flag in capsys.readouterr().err
+
+
+def test_options_parse_sources_and_mix(tmp_path):
+    data = write_corpus(tmp_path / "c.txt")
+    args = parse_args(["--data", str(data), "--data", f"extra={tmp_path}", "--mix", f"late={data}@100:0.5"])
+    assert args.data == [("c", str(data)), ("extra", str(tmp_path))]
+    assert args.mix == [("late", str(data), 100, 0.5)] and args.lr == 0.003
+
+
+def test_schedule():
+    values = [lr_multiplier(s, 100, 10, 0.2) for s in range(100)]
+    assert values[0] == 0.1 and values[9] == 1.0 and values[50] == 1.0
+    assert values[80] == 1.0 and values[81] == pytest.approx(19 / 20) and values[99] == pytest.approx(1 / 20)
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+
+
+def test_mfu_table():
+    assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert peak_flops("NVIDIA A100-SXM4-80GB", torch.float32) == 19.5e12
+    assert peak_flops("NVIDIA L4") == 121e12 and peak_flops("NVIDIA L40S") == 362e12
+    assert peak_flops("Some Future Card") is None
+    assert device_peak_flops("cpu", torch.float32) is None
+    assert mfu(1e9, 1000.0, None) is None
+    assert mfu(1e9, 1000.0, 1e13) == pytest.approx(0.1)
