@@ -34,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliver: PositiveInt = 5
     pause_policy: str = "bias:high"  # detector:severity pairs that pause, comma separated
     web_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # journal web; 0 = off
+    reflect_every: PositiveInt = 1000  # steps between self-play reflections (checkpoint steps)
+    reflect_tokens: PositiveInt = 120  # tokens per reflection or answer
     instance: str = ""
 
 

@@ -90,3 +90,4 @@ SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
 SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
 SELFPLAY_CONTROL = ("CONTROL", "selfplay_control", ["control.*.pause", "control.*.resume"])
 UNDERSTANDING_STATE_BUCKET = "understanding_state"  # KV: per-run tracker state (motifs, trends)
+SELFPLAY_STATE_BUCKET = "selfplay_state"  # KV: latest checkpoint, bias protocol, claims

@@ -4,7 +4,7 @@ import asyncio
 
 from shared import bus, control, events, subjects
 from shared.consumer import Consumer
-from understanding_svc import state
+from shared import kv_state as state
 from understanding_svc.handlers import activations_binding, text_binding
 from understanding_svc.policy import parse_policy
 
@@ -19,7 +19,7 @@ def sample(text: str, run: str = "u1", step: int = 100) -> events.Sample:
 async def start(nc, settings, instances=1):
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
-    state_kv = await state.state_bucket(js)
+    state_kv = await state.state_bucket(js, subjects.UNDERSTANDING_STATE_BUCKET)
     consumers = []
     for _ in range(instances):
         bindings = text_binding(js, kv, state_kv, parse_policy("bias:high"))

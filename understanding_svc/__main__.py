@@ -5,11 +5,11 @@ high-severity findings.
 """
 import asyncio
 
-from shared import bus
+from shared import bus, subjects
 from shared.logs import setup_logging
 from shared.service import Service
 from shared.settings import load_settings
-from understanding_svc import state
+from shared import kv_state as state
 from understanding_svc.handlers import activations_binding, text_binding
 from understanding_svc.policy import parse_policy
 
@@ -22,7 +22,7 @@ async def main() -> None:
                       settings)
     await service.start()
     kv = await bus.control_bucket(service.js, settings)
-    state_kv = await state.state_bucket(service.js, settings.stream_replicas)
+    state_kv = await state.state_bucket(service.js, subjects.UNDERSTANDING_STATE_BUCKET, settings.stream_replicas)
     for binding in text_binding(service.js, kv, state_kv, policy):
         service.consume(binding)
     service.consume(activations_binding(service.js, state_kv))

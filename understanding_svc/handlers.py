@@ -13,7 +13,7 @@ import msgspec
 
 from shared import bus, control, events, subjects
 from shared.consumer import Binding
-from understanding_svc import state
+from shared import kv_state as state
 from understanding_svc.analysis import Finding, analyse_text
 from understanding_svc.concepts import ConceptTracker
 from understanding_svc.health import assess_health

@@ -1,4 +1,4 @@
-"""Per-run tracker state kept in a KV bucket, so it survives the instance that built it.
+"""Per-run service state kept in a KV bucket, so it survives the instance that built it.
 
 `update` is a compare-and-set loop: two instances updating the same run's state never lose each
 other's changes (one retries on the other's revision).
@@ -9,15 +9,14 @@ import msgspec
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 
-from shared import subjects
 
 
-async def state_bucket(js, replicas: int = 1):
+async def state_bucket(js, name: str, replicas: int = 1):
     try:
-        return await js.key_value(subjects.UNDERSTANDING_STATE_BUCKET)
+        return await js.key_value(name)
     except BucketNotFoundError:
         return await js.create_key_value(KeyValueConfig(
-            bucket=subjects.UNDERSTANDING_STATE_BUCKET, history=1, storage=StorageType.FILE,
+            bucket=name, history=1, storage=StorageType.FILE,
             replicas=replicas, max_value_size=8 * 2**20))
 
 
@@ -40,3 +39,20 @@ async def update(kv, key: str, change, attempts: int = 20):
         except KeyWrongLastSequenceError:
             continue  # another instance wrote first: redo on its state
     raise RuntimeError(f"state {key!r} kept changing under us ({attempts} attempts)")
+
+
+async def get(kv, key: str) -> dict | None:
+    return (await load(kv, key))[0]
+
+
+async def merge(kv, key: str, fields: dict) -> None:
+    await update(kv, key, lambda saved: ({**(saved or {}), **fields}, None))
+
+
+async def claim(kv, key: str) -> bool:
+    """True for the one caller that creates `key` first (work done once across instances)."""
+    try:
+        await kv.create(key, b"1")
+        return True
+    except KeyWrongLastSequenceError:
+        return False

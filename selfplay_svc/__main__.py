@@ -1,0 +1,43 @@
+"""selfplay_svc: the model writes reflections on a schedule and answers people; after a bias
+pause, the supportive protocol.
+
+    python -m selfplay_svc      (NATS_URL, DATABASE_URL, INTROSPECT_REFLECT_EVERY; see README)
+"""
+import asyncio
+from pathlib import Path
+
+import torch
+
+from selfplay_svc.handlers import SelfPlay, bindings
+from selfplay_svc.models import ModelCache
+from selfplay_svc.prompts import SHIPPED_PROMPTS
+from shared import bus, kv_state, prompt_store, subjects
+from shared.db import create_pool
+from shared.logs import setup_logging
+from shared.service import Service
+from shared.settings import load_settings
+
+
+async def main() -> None:
+    settings = load_settings()
+    setup_logging("selfplay_svc", settings.log_level)
+    torch.set_num_threads(1)  # generation shares the machine with the trainer
+    pool = await create_pool(settings.database_url)
+    await prompt_store.seed_prompts(pool, SHIPPED_PROMPTS)
+    service = Service("selfplay_svc", "Reflections, conversations and the bias protocol", settings)
+    await service.start()
+    js = service.js
+    models = ModelCache(await bus.checkpoint_store(js, settings),
+                        Path(settings.state_dir) / "cache" / settings.instance)
+    selfplay = SelfPlay(js, await bus.control_bucket(js, settings),
+                        await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET,
+                                                    settings.stream_replicas),
+                        pool, models, settings)
+    for binding in bindings(selfplay):
+        service.consume(binding)
+    await service.run()
+    await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,144 @@
+"""selfplay_svc handlers.
+
+- checkpoints: remember each run's latest checkpoint; on a reflection step, generate one
+  reflection per (run, step, prompt version) with the run's active prompt, score it, publish it.
+- journal entries: answer human questions from the latest checkpoint; during a bias pause,
+  gather human counter-examples and explanations.
+- control: a bias pause writes the supportive protocol entry and arms the supportive framing of
+  the next reflection; the resume sends the gathered texts to the trainer as a mix command.
+Per-run state (latest checkpoint, protocol, claims) is in a KV bucket, shared by all instances.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from shared import bus, control, events, prompt_store, subjects
+from shared import kv_state as state
+from shared.consumer import Binding
+from shared.generate import generate
+from selfplay_svc.prompts import DEFAULT_VERSION, build_reflection_prompt
+from selfplay_svc.protocol import is_bias_pause, mitigation_mix, pause_entry
+from selfplay_svc.scoring import score_reflection
+
+log = logging.getLogger("selfplay_svc")
+REFLECTION_SAMPLING = {"temperature": 0.8, "top_k": 50}
+MITIGATION_WEIGHT = 0.2
+
+
+class SelfPlay:
+    def __init__(self, js, kv, state_kv, pool, models, settings):
+        self.js, self.kv, self.state_kv, self.pool = js, kv, state_kv, pool
+        self.models, self.settings = models, settings
+
+    # --- checkpoints -> reflections ----------------------------------------------------------
+    async def on_checkpoint(self, cp: events.Checkpoint, msg) -> None:
+        latest = {"object_name": cp.object_name, "sha256": cp.sha256, "step": cp.step}
+        await state.update(self.state_kv, f"latest.{cp.run_id}",  # checkpoints may arrive out of order
+                           lambda saved: (latest if not saved or saved["step"] <= cp.step else saved, None))
+        if cp.step % self.settings.reflect_every and cp.reason != "final":
+            return
+        version, template = await prompt_store.active_prompt(self.pool, cp.run_id, DEFAULT_VERSION)
+        claim = f"claim.{cp.run_id}.{cp.step}.{version.replace('.', '_')}"
+        if not await state.claim(self.state_kv, claim) and msg.metadata.num_delivered == 1:
+            return  # another instance is writing this reflection
+        protocol = await state.get(self.state_kv, f"protocol.{cp.run_id}") or {}
+        supportive = protocol.get("detection") if protocol.get("supportive_pending") else None
+        prompt = build_reflection_prompt(template, cp.step, supportive=supportive)
+        text = await self.write(cp.object_name, cp.sha256, prompt, seed=cp.step)
+        await bus.publish(self.js, events.Reflection(
+            event_id=events.stable_event_id("reflection", cp.run_id, cp.step, version),
+            run_id=cp.run_id, step=cp.step, text=text, prompt_version=version, prompt=prompt,
+            checkpoint=cp.object_name, checkpoint_sha256=cp.sha256,
+            sampling={**REFLECTION_SAMPLING, "seed": cp.step, "max_new_tokens": self.settings.reflect_tokens},
+            scores=score_reflection(text), supportive=supportive is not None))
+        if supportive is not None:
+            await state.merge(self.state_kv, f"protocol.{cp.run_id}", {"supportive_pending": False})
+
+    async def write(self, object_name: str, sha256: str, prompt: str, seed: int) -> str:
+        model, tokenizer, _ = await self.models.model(object_name, sha256)
+        return await asyncio.to_thread(generate, model, tokenizer, prompt, self.settings.reflect_tokens,
+                                       REFLECTION_SAMPLING["temperature"], REFLECTION_SAMPLING["top_k"], seed)
+
+    # --- journal entries -> answers, mitigation texts -----------------------------------------
+    async def on_entry(self, entry: events.JournalEntry, msg) -> None:
+        if entry.author != "human":
+            return
+        if entry.entry_type == "question":
+            await self.answer(entry)
+        elif entry.entry_type in ("counter_example", "explanation"):
+            protocol = await state.get(self.state_kv, f"protocol.{entry.run_id}")
+            if protocol and protocol.get("paused"):
+                await state.update(self.state_kv, f"protocol.{entry.run_id}", lambda saved: (
+                    {**saved, "texts": [*saved.get("texts", []), entry.body]}, None))
+
+    async def answer(self, question: events.JournalEntry) -> None:
+        latest = await state.get(self.state_kv, f"latest.{question.run_id}")
+        if latest is None:
+            raise LookupError(f"run {question.run_id} has no checkpoint yet")  # retried, then DLQ
+        prompt = f"Question: {question.body}\nAnswer:"
+        answer = await self.write(latest["object_name"], latest["sha256"], prompt, seed=0)
+        await bus.publish(self.js, events.Reply(
+            event_id=events.stable_event_id("reply", question.event_id), run_id=question.run_id,
+            step=latest["step"], conversation_id=question.conversation_id or question.event_id,
+            question_event_id=question.event_id, question=question.body, answer=answer.strip(),
+            checkpoint=latest["object_name"], checkpoint_sha256=latest["sha256"]))
+
+    # --- control -> the bias protocol ---------------------------------------------------------
+    async def on_control(self, cmd: events.ControlCommand, msg) -> None:
+        key = f"protocol.{cmd.run_id}"
+        if is_bias_pause(cmd):
+            detection, source_text = await self.detection_context(cmd)
+            title, body = pause_entry(detection, cmd.run_id, cmd.step, source_text)
+            await bus.publish(self.js, events.JournalEntry(
+                event_id=events.stable_event_id("protocol", cmd.event_id), run_id=cmd.run_id,
+                step=cmd.step, author="system", entry_type="protocol", title=title, body=body,
+                who="selfplay_svc", refs={"command": cmd.event_id, "detection": cmd.detection_id or ""}))
+            await state.merge(self.state_kv, key, {
+                "paused": True, "supportive_pending": True, "texts": [], "pause_id": cmd.event_id,
+                "detection": {"summary": detection.get("summary", cmd.reason),
+                              "severity": detection.get("severity", "high"), "step": cmd.step}})
+        elif cmd.action == "resume":
+            protocol = await state.get(self.state_kv, key) or {}
+            if protocol.get("paused"):
+                await self.send_mitigation(cmd, protocol)
+                await state.merge(self.state_kv, key, {"paused": False})
+
+    async def send_mitigation(self, resume: events.ControlCommand, protocol: dict) -> None:
+        texts = protocol.get("texts", [])
+        if not texts:
+            return
+        mix = control.command(resume.run_id, "mix", step=resume.step, who="selfplay_svc",
+                              reason="bias protocol: human counter-examples and explanations",
+                              params=mitigation_mix(texts, resume.run_id, MITIGATION_WEIGHT))
+        await control.send(self.js, self.kv, mix)
+        await bus.publish(self.js, events.JournalEntry(
+            event_id=events.stable_event_id("mitigation", resume.event_id), run_id=resume.run_id,
+            step=resume.step, author="system", entry_type="protocol", who="selfplay_svc",
+            title="Mitigation data joins training",
+            body=f"{len(texts)} human counter-examples and explanations written during the pause "
+                 f"join the data mix with weight {MITIGATION_WEIGHT}.", refs={"command": mix.event_id}))
+
+    async def detection_context(self, cmd: events.ControlCommand) -> tuple[dict, str | None]:
+        """The detection and the text it was found in, from the journal (it may lag a little)."""
+        for _ in range(20):
+            row = await self.pool.fetchrow(
+                """SELECT d.summary, d.severity, d.details::text AS details, d.span_start, d.span_end,
+                          coalesce(s.text, r.text) AS source_text
+                   FROM detections d LEFT JOIN samples s ON s.event_id = d.source_event_id
+                   LEFT JOIN reflections r ON r.event_id = d.source_event_id
+                   WHERE d.event_id = $1""", cmd.detection_id)
+            if row:
+                detection = dict(row) | {"details": json.loads(row["details"] or "{}")}
+                return detection, row["source_text"]
+            await asyncio.sleep(0.25)
+        return {"summary": cmd.reason, "severity": "high", "details": {}}, None
+
+
+def bindings(selfplay: SelfPlay) -> list[Binding]:
+    return [Binding(*subjects.SELFPLAY_CHECKPOINTS, handler=selfplay.on_checkpoint,
+                    accepts=(events.Checkpoint,)),
+            Binding(*subjects.SELFPLAY_QUESTIONS, handler=selfplay.on_entry, accepts=(events.JournalEntry,)),
+            Binding(*subjects.SELFPLAY_CONTROL, handler=selfplay.on_control, ordered=True,
+                    accepts=(events.ControlCommand,))]

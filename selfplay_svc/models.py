@@ -1,0 +1,49 @@
+"""Checkpoints from the NATS object store, cached on local disk by sha256 and in memory, so each
+instance downloads a checkpoint once and never needs a shared disk."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+
+from shared.checkpoint import load_model_for_inference
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelCache:
+    def __init__(self, store, cache_dir: Path, keep: int = 2):
+        self.store, self.cache_dir, self.keep = store, Path(cache_dir), keep
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.loaded: OrderedDict[str, tuple] = OrderedDict()
+
+    async def fetch(self, object_name: str, sha256: str) -> Path:
+        path = self.cache_dir / f"{sha256}.pt"
+        if path.exists():
+            return path
+        partial = path.with_suffix(".part")
+        with open(partial, "wb") as f:  # writeinto streams to disk instead of joining chunks
+            await self.store.get(object_name, writeinto=f)
+        if await asyncio.to_thread(sha256_of, partial) != sha256:
+            partial.unlink()
+            raise ValueError(f"checkpoint {object_name} does not match its sha256")
+        partial.replace(path)
+        return path
+
+    async def model(self, object_name: str, sha256: str):
+        """(model, tokenizer, meta) of a checkpoint, loaded off the event loop."""
+        if sha256 in self.loaded:
+            self.loaded.move_to_end(sha256)
+            return self.loaded[sha256]
+        path = await self.fetch(object_name, sha256)
+        self.loaded[sha256] = await asyncio.to_thread(load_model_for_inference, path)
+        while len(self.loaded) > self.keep:
+            self.loaded.popitem(last=False)
+        return self.loaded[sha256]
