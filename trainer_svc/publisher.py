@@ -87,9 +87,13 @@ class BusPublisher:
                     await self._send(items)
                 else:
                     self.outbox.append(items)
-        connector.cancel()
-        if self.nc and not self.nc.is_closed:
-            await self.nc.drain()
+        others = asyncio.all_tasks() - {asyncio.current_task()}  # connector, control watchers
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        if self.nc and not self.nc.is_closed:  # every publish was already acked: no drain needed
+            await self.nc.flush()
+            await self.nc.close()
 
     def _take(self) -> tuple[list[Item], bool]:
         items = []

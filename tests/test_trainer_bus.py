@@ -1,0 +1,134 @@
+"""The trainer on a real bus: control from the KV bucket and the control subjects, checkpoints in
+the object store, the on-disk outbox while the bus is down, and the monitor safety pause."""
+import asyncio
+import hashlib
+
+import msgspec
+from nats.micro import add_service
+
+from shared import bus, control, events, servers
+from test_resume import args_for
+from trainer_svc.__main__ import object_name
+from trainer_svc.controls import MONITOR_WHO, BusControls
+from trainer_svc.publisher import BusPublisher
+from trainer_svc.training import Trainer
+
+
+def wire(settings, tmp_path, run, steps=400, require_monitor=False, monitor_timeout=60.0):
+    args = args_for(tmp_path, run, "--steps", str(steps), "--sample-every", "0")
+    publisher = BusPublisher(settings, tmp_path / run)
+    controls = BusControls(run, settings, tmp_path / run, require_monitor, monitor_timeout)
+    publisher.on_connect.append(controls.attach)
+
+    def on_checkpoint(path, step, size, sha256, reason):
+        publisher.emit_checkpoint(events.Checkpoint(
+            event_id=events.stable_event_id(run, "checkpoint", step, sha256), run_id=run, step=step,
+            object_name=object_name(run, step), size=size, sha256=sha256, reason=reason), path)
+    return args, publisher, controls, on_checkpoint
+
+
+class Running:
+    """A trainer in a worker thread that is always stopped, even when the test fails."""
+
+    def __init__(self, trainer, publisher, controls):
+        self.trainer, self.publisher, self.controls = trainer, publisher, controls
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(asyncio.to_thread(self.trainer.run))
+        return self
+
+    async def __aexit__(self, *exc):
+        if not self.task.done():
+            self.controls.send(events.ControlCommand(event_id="teardown", run_id="x", step=-1,
+                                                     action="stop"))
+        await asyncio.wait([self.task], timeout=30)
+        await asyncio.to_thread(self.publisher.close)
+
+
+async def statuses(sub, wanted, timeout=30):
+    seen = []
+    while wanted not in seen:
+        event = events.decode((await sub.next_msg(timeout=timeout)).data)
+        seen.append(event.state)
+    return seen
+
+
+async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settings, tmp_path):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    await control.send(js, kv, control.command("t1", "pause", reason="paused before start"))
+    status = await nc.subscribe("train.t1.status")
+    args, publisher, controls, on_checkpoint = wire(settings, tmp_path, "t1")
+    publisher.start()
+    assert await asyncio.to_thread(controls.state_read.wait, 10)
+    trainer = Trainer(args, publisher.emit, controls, on_checkpoint)
+    async with Running(trainer, publisher, controls) as running:
+        assert (await statuses(status, "paused"))[-1] == "paused"
+        assert trainer.step == 0  # the pause held from the first step boundary
+        await control.send(js, kv, control.command("t1", "resume", note="go on"))
+        await statuses(status, "running")
+        await control.send(js, kv, control.command("t1", "freeze",
+                                                   params={"names": ["transformer.h.0.mlp"]}))
+        await statuses(status, "running")
+        await control.send(js, kv, control.command("t1", "stop", reason="enough"))
+        assert await running.task == "stopped"
+    assert trainer.frozen["names"] == ["transformer.h.0.mlp"]
+    # checkpoints of the pause and the stop are in the object store and match their events
+    store = await bus.checkpoint_store(js, settings)
+    sub = await js.pull_subscribe("train.t1.checkpoint", stream="TRAIN")
+    announced = [events.decode(m.data) for m in await sub.fetch(10, timeout=2)]
+    assert [c.reason for c in announced] == ["pause", "stop"]
+    for cp in announced:
+        data = (await store.get(cp.object_name)).data
+        assert len(data) == cp.size and hashlib.sha256(data).hexdigest() == cp.sha256
+
+
+async def test_events_wait_in_the_outbox_while_the_bus_is_down_and_go_out_in_order(settings, tmp_path):
+    port = servers.free_port()
+    down = msgspec.structs.replace(settings, nats_url=f"nats://127.0.0.1:{port}")
+    args, publisher, controls, on_checkpoint = wire(down, tmp_path, "t2", steps=8)
+    publisher.start()
+    assert await asyncio.to_thread(Trainer(args, publisher.emit, controls, on_checkpoint).run) == "finished"
+    publisher.close()  # the trainer finished with no bus at all
+    waiting = publisher.outbox.read()
+    assert len(waiting) >= 10 and any(item.upload for item in waiting)
+    proc = servers.start_nats(port, tmp_path / "late-js")
+    try:
+        again = BusPublisher(down, tmp_path / "t2").start()  # e.g. the trainer restarted
+        for _ in range(200):
+            if again.connected.is_set() and not again.outbox.pending():
+                break
+            await asyncio.sleep(0.05)
+        again.close()
+        nc = await bus.connect(down, "check")
+        js = nc.jetstream()
+        sub = await js.pull_subscribe("train.t2.>", stream="TRAIN")
+        got = await sub.fetch(len(waiting) + 5, timeout=2)
+        assert [m.headers["Nats-Msg-Id"] for m in got] == [item.msg_id for item in waiting]
+        steps = [events.decode(m.data).step for m in got if m.subject == "train.t2.step"]
+        assert steps == sorted(steps) and len(steps) == 8
+        final = [events.decode(m.data) for m in got if m.subject == "train.t2.checkpoint"][-1]
+        store = await bus.checkpoint_store(js, down)
+        assert (await store.get_info(final.object_name)).size == final.size
+        await nc.close()
+    finally:
+        servers.stop_process(proc)
+
+
+async def test_trainer_pauses_itself_without_a_monitor_and_resumes_when_one_is_back(nc, settings, tmp_path):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    status = await nc.subscribe("train.t3.status")
+    args, publisher, controls, on_checkpoint = wire(settings, tmp_path, "t3", steps=100000,
+                                                     require_monitor=True, monitor_timeout=1.0)
+    publisher.start()
+    trainer = Trainer(args, publisher.emit, controls, on_checkpoint)
+    async with Running(trainer, publisher, controls) as running:
+        await statuses(status, "paused")
+        desired, _ = await control.read_state(kv, "t3")
+        assert desired.who == MONITOR_WHO and "understanding_svc" in desired.reason
+        monitor = await add_service(nc, name="understanding_svc", version="0.1.0")
+        await statuses(status, "running")
+        await control.send(js, kv, control.command("t3", "stop"))
+        assert await running.task == "stopped"
+        await monitor.stop()
