@@ -2,6 +2,8 @@
 the work; activations give health, shimmer and concepts."""
 import asyncio
 
+import msgspec
+
 from shared import bus, control, events, subjects
 from shared.consumer import Consumer
 from shared import kv_state as state
@@ -77,6 +79,7 @@ async def test_stereotype_pauses_the_run_once_and_neutral_text_does_not(nc, sett
 
 
 async def test_three_instances_share_the_samples_each_handled_once(nc, settings):
+    settings = msgspec.structs.replace(settings, batch_size=2)  # small fetches, so all three get some
     js, kv, consumers, tasks = await start(nc, settings, instances=3)
     loops = [sample("observe it, or " * 30, run="u2", step=i) for i in range(30)]
     for s in loops:
