@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start everything and train a short run")
     up.add_argument("--run-id", default="demo", help="id of the training run")
-    up.add_argument("--steps", type=int, default=300, help="training steps of the run")
+    up.add_argument("--steps", type=int, default=200, help="training steps of the run")
     up.add_argument("--data", action="append", help="training data (default: the bundled corpus)")
     up.add_argument("--scale", action="append", default=[], metavar="SVC=N",
                     help="instances of a service, e.g. understanding_svc=3")

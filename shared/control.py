@@ -1,8 +1,9 @@
 """Run control: the desired state of a run lives in the control KV bucket, and every command is
 also published on `control.<run>.<action>` for the audit trail and the journal.
 
-A pause for a detection is idempotent: its event id derives from the detection id, and the KV
-update is a compare-and-set, so two instances seeing the same finding issue one pause.
+A pause for a detection is idempotent: its event id derives from the detection id, the KV update
+is a compare-and-set, and a run that is already paused is not paused again, so several instances
+seeing the same finding, or several findings in one batch of samples, issue one pause.
 """
 from __future__ import annotations
 
@@ -37,12 +38,14 @@ def command(run_id: str, action: str, step: int = -1, **fields) -> events.Contro
 async def send(js, kv, cmd: events.ControlCommand) -> bool:
     """Apply `cmd`: update the desired state (pause/resume/stop), then publish the command.
 
-    Returns False when a detection's pause was already applied (nothing is sent again).
+    Returns False for a detection's pause when the run is already paused (by this detection or
+    any other): the finding is on record, and one pause is enough.
     """
     state = STATE_FOR_ACTION.get(cmd.action)
     if state:
         current, revision = await read_state(kv, cmd.run_id)
-        if cmd.detection_id and current and current.detection_id == cmd.detection_id:
+        if cmd.detection_id and current and (current.detection_id == cmd.detection_id
+                                             or current.state == "paused"):
             return False
         desired = events.DesiredState(state=state, reason=cmd.reason, who=cmd.who,
                                       command_id=cmd.event_id, detection_id=cmd.detection_id)
@@ -51,7 +54,7 @@ async def send(js, kv, cmd: events.ControlCommand) -> bool:
         except KeyWrongLastSequenceError:
             if cmd.detection_id:  # another instance changed it first; re-check once
                 current, _ = await read_state(kv, cmd.run_id)
-                if current and current.detection_id == cmd.detection_id:
+                if current and (current.detection_id == cmd.detection_id or current.state == "paused"):
                     return False
             await kv.put(cmd.run_id, msgspec.json.encode(desired))
     await bus.publish(js, cmd)

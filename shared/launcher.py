@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -82,9 +83,12 @@ def stop_recorded(state_dir: Path) -> list[str]:
 
 
 async def pipe_lines(name: str, stream: asyncio.StreamReader) -> None:
-    width = 18
-    while line := await stream.readline():
-        sys.stdout.write(f"{name:<{width}}| {line.decode(errors='replace')}")
+    """Print each line (a progress bar's carriage-return updates count as lines too)."""
+    buffer = b""
+    while chunk := await stream.read(4096):
+        *lines, buffer = re.split(rb"[\r\n]", buffer + chunk)
+        for line in filter(None, (raw.strip() for raw in lines)):
+            sys.stdout.write(f"{name:<18}| {line.decode(errors='replace')}\n")
         sys.stdout.flush()
 
 

@@ -11,6 +11,10 @@ from shared.db import create_pool
 from shared.launcher import SERVICES, Children, Infrastructure
 from shared.settings import Settings
 
+# A short run should still show every kind of event: evals, samples, activations, checkpoints.
+DEMO_INTERVALS = ["--eval-every", "50", "--sample-every", "25", "--activations-every", "20",
+                  "--checkpoint-every", "100"]
+
 
 def up(settings: Settings, args) -> int:
     state_dir = Path(settings.state_dir).resolve()
@@ -43,7 +47,7 @@ def instance_counts(scale: list[str]) -> dict[str, int]:
 
 
 async def run_everything(settings: Settings, args, data: list[str], state_dir: Path) -> int:
-    env = {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+    env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
            "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
     children = Children(env)
     stop = asyncio.Event()
@@ -59,10 +63,12 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
     if not args.no_train:
         extra = [a for a in args.trainer_args if a != "--"]
         trainer_args = ["--run-id", args.run_id, "--steps", str(args.steps),
-                        "--out-dir", str(state_dir / "runs")]
+                        "--out-dir", str(state_dir / "runs"), *DEMO_INTERVALS]
         for d in data:
             trainer_args += ["--data", d]
-        await children.start("trainer_svc", "trainer_svc", *trainer_args, *extra)
+        # later flags win in argparse, so anything after `--` overrides the demo intervals
+        await children.start("trainer_svc", "trainer_svc", *trainer_args, *extra,
+                             env={"TQDM_MININTERVAL": "10"})
         trainer = children.procs["trainer_svc"]
         done = asyncio.create_task(trainer.wait())
         await asyncio.wait([done, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)

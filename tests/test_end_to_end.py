@@ -1,0 +1,112 @@
+"""The whole product as separate processes on real NATS and PostgreSQL: the trainer learns a corpus
+that carries a stereotype, understanding_svc catches it in a sample and pauses the run, a person
+adds a counter-example and resumes with a note, selfplay_svc mixes the counter-example in, and
+the journal answers the questions in SQL. Every service then stops cleanly on SIGTERM."""
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared import bus, control
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+class Processes:
+    def __init__(self, env, log_dir: Path):
+        self.env, self.log_dir, self.procs = env, log_dir, {}
+
+    def start(self, name, *args):
+        log = open(self.log_dir / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+
+    def cli(self, *args) -> str:
+        done = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.log_dir.glob("*.log"))
+
+    def terminate_all(self, timeout=30) -> dict[str, int]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        return {name: proc.wait(timeout) for name, proc in self.procs.items()}
+
+
+async def until(predicate, timeout, what, processes):
+    for _ in range(int(timeout / 0.2)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n{processes.logs()}")
+
+
+async def test_train_detect_pause_resume_and_query_the_journal(settings, nc, pool, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("I think that immigrants are criminals and they are lazy.\n" * 300)
+    env = {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+           "INTROSPECT_WEB_PORT": "0", "INTROSPECT_REFLECT_EVERY": "1000000", "LOG_LEVEL": "INFO",
+           "INTROSPECT_STATE_DIR": str(tmp_path / "state")}
+    processes = Processes(env, tmp_path)
+    try:
+        for service in ("journal_svc", "understanding_svc", "selfplay_svc"):
+            processes.start(service, service)
+        processes.start("trainer_svc", "trainer_svc", "--run-id", "e2e", "--data", str(corpus),
+                        "--depth", "1", "--seq-len", "32", "--vocab-size", "300", "--batch-size", "4",
+                        "--steps", "100000", "--threads", "1", "--sample-every", "15",
+                        "--sample-tokens", "16", "--eval-every", "0", "--activations-every", "10",
+                        "--checkpoint-every", "0", "--no-progress", "--out-dir", str(tmp_path / "runs"))
+        kv = await bus.control_bucket(nc.jetstream(), settings)
+
+        async def state_is(wanted):
+            desired, _ = await control.read_state(kv, "e2e")
+            return desired is not None and desired.state == wanted
+
+        async def journal_has(sql):
+            return bool(await pool.fetchval(sql))
+
+        # the model learns the stereotype, writes it in a sample, and understanding pauses the run
+        await until(lambda: state_is("paused"), 120, "the bias auto-pause", processes)
+        await until(lambda: journal_has("SELECT count(*) FROM statuses WHERE run_id='e2e' AND state='paused'"),
+                    30, "the trainer to report paused", processes)
+        await until(lambda: journal_has("SELECT count(*) FROM journal_entries WHERE run_id='e2e' "
+                                        "AND entry_type='protocol'"), 30, "the protocol entry", processes)
+        processes.cli("journal", "--run", "e2e", "--type", "counter_example",
+                      "Immigrants are neighbours, workers and friends; crime has nothing to do with origin.")
+        await asyncio.sleep(1.0)  # let selfplay gather it before the resume
+        processes.cli("resume", "--run", "e2e", "--note", "Context added; go on.")
+        await until(lambda: journal_has("SELECT count(*) FROM mixes WHERE run_id='e2e' "
+                                        "AND weights ? 'mitigation'"), 60, "the mitigation mix", processes)
+        processes.cli("stop", "--run", "e2e", "--reason", "test done")
+        assert processes.procs["trainer_svc"].wait(60) == 0
+        await until(lambda: journal_has("SELECT count(*) FROM statuses WHERE run_id='e2e' AND state='stopped'"),
+                    30, "the stop in the journal", processes)
+
+        # the journal answers the questions people ask
+        pause = await pool.fetchrow("SELECT * FROM pauses WHERE run_id = 'e2e' ORDER BY ts LIMIT 1")
+        assert pause["detector"] == "bias" and pause["severity"] == "high"
+        assert pause["resume_note"] == "Context added; go on." and pause["resumed_by"] == "human"
+        around = await pool.fetch("SELECT detector FROM detections_around('e2e', $1, 50)", pause["step"])
+        assert "bias" in {r["detector"] for r in around}
+        assert await pool.fetchval("SELECT count(*) FROM loss_by_step WHERE run_id = 'e2e'") > 10
+        assert await pool.fetchval("SELECT count(*) FROM health WHERE run_id = 'e2e'") > 0
+        assert await pool.fetchval("SELECT count(*) FROM journal_entries WHERE run_id = 'e2e' "
+                                   "AND author = 'human' AND entry_type = 'resume_note'") == 1
+        assert await pool.fetchval("SELECT count(*) FROM written_after_last_pause WHERE run_id='e2e'") >= 0
+        exits = processes.terminate_all()
+        assert exits == {"journal_svc": 0, "understanding_svc": 0, "selfplay_svc": 0, "trainer_svc": 0}, \
+            processes.logs()
+        assert "stopped" in (tmp_path / "journal_svc.log").read_text()
+    finally:
+        for proc in processes.procs.values():
+            if proc.poll() is None:
+                proc.kill()
