@@ -63,18 +63,13 @@ def stop_recorded(state_dir: Path) -> list[str]:
         return []
     started = json.loads(record.read_text())
     stopped = []
-    if pid := started.get("up_pid"):
-        try:
-            os.kill(pid, signal.SIGTERM)
-            stopped.append(f"introspect up (pid {pid})")
-        except ProcessLookupError:
-            pass
-    if pid := started.get("nats_pid"):
-        try:
-            os.kill(pid, signal.SIGTERM)
-            stopped.append(f"nats-server (pid {pid})")
-        except ProcessLookupError:
-            pass
+    for key, what in (("up_pid", "introspect up"), ("nats_pid", "nats-server")):
+        if pid := started.get(key):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(f"{what} (pid {pid})")
+            except ProcessLookupError:
+                pass
     if data_dir := started.get("postgres_dir"):
         servers.EmbeddedPostgres(Path(data_dir), started["postgres_port"]).stop()
         stopped.append("embedded postgres")

@@ -8,13 +8,12 @@
 - with `--require-monitor` the trainer pauses itself when no understanding_svc instance answered
   service discovery for `--monitor-timeout` seconds, and resumes when one is back.
 Everything here runs on the publisher's event loop; the training thread only calls `poll()` and
-`wait_while_paused()`.
+`wait_while_paused()` (inherited from LocalControls).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from pathlib import Path
@@ -25,42 +24,25 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from shared import bus, control, events, subjects
 from shared.settings import Settings
+from trainer_svc.training import LocalControls
 
 log = logging.getLogger(__name__)
 ACTION_FOR_STATE = {"paused": "pause", "running": "resume", "stopped": "stop"}
 MONITOR_WHO = "trainer_svc:monitor"
 
 
-class BusControls:
+class BusControls(LocalControls):
+    """LocalControls (the queue the training thread polls), fed from the bus."""
+
     def __init__(self, run_id: str, settings: Settings, run_dir: Path, require_monitor: bool = False,
                  monitor_timeout: float = 60.0, poll_interval: float = 0.25):
+        super().__init__()
         self.run_id, self.settings, self.run_dir = run_id, settings, Path(run_dir)
         self.require_monitor, self.monitor_timeout = require_monitor, monitor_timeout
         self.poll_interval = poll_interval
-        self.queue: queue.Queue[events.ControlCommand] = queue.Queue()
-        self.held: list[events.ControlCommand] = []
         self.state_read = threading.Event()  # the initial desired state has been applied
         self.last_command_id = ""
         self.tasks: list[asyncio.Task] = []
-
-    # --- the training thread ---------------------------------------------------------------
-    def send(self, command: events.ControlCommand) -> None:
-        self.queue.put(command)
-
-    def poll(self) -> list[events.ControlCommand]:
-        commands, self.held = self.held, []
-        while True:
-            try:
-                commands.append(self.queue.get_nowait())
-            except queue.Empty:
-                return commands
-
-    def wait_while_paused(self) -> events.ControlCommand:
-        while True:
-            command = self.queue.get()
-            if command.action in ("resume", "stop"):
-                return command
-            self.held.append(command)
 
     # --- the publisher's loop ----------------------------------------------------------------
     async def attach(self, nc, js) -> None:
