@@ -132,3 +132,24 @@ async def test_trainer_pauses_itself_without_a_monitor_and_resumes_when_one_is_b
         await control.send(js, kv, control.command("t3", "stop"))
         assert await running.task == "stopped"
         await monitor.stop()
+
+
+async def test_a_burst_larger_than_the_queue_loses_nothing_and_keeps_order(nc, settings, tmp_path):
+    publisher = BusPublisher(settings, tmp_path / "burst", max_queue=200).start()
+    assert await asyncio.to_thread(publisher.connected.wait, 10)
+    sent = [events.StepMetrics(event_id=events.new_event_id(), run_id="t4", step=i, loss=1.0,
+                               loss_smooth=1.0, lr=0.1, grad_norm=1.0, tokens_per_s=1.0,
+                               step_time_s=0.01, mfu=None, tokens_seen=i) for i in range(5000)]
+    for event in sent:  # far faster than the publisher: the queue overflows many times
+        publisher.emit(event)
+    assert publisher.spill or publisher.outbox.pending() or publisher.published < len(sent)
+    await asyncio.to_thread(publisher.close)
+    sub = await nc.jetstream().pull_subscribe("train.t4.step", stream="TRAIN")
+    got = []
+    while len(got) < len(sent):
+        batch = await sub.fetch(1000, timeout=2)
+        for m in batch:
+            await m.ack()
+        got += batch
+    assert [events.decode(m.data).step for m in got] == list(range(5000))
+    assert not publisher.outbox.pending()

@@ -1,7 +1,7 @@
 """A bounded on-disk outbox: what could not be published waits here, in order, until the bus is
 back. Items are JSON lines: an encoded event, or a checkpoint upload to do before its event.
 Event ids are stable, so an item sent twice (crash between send and truncate) is de-duplicated by
-JetStream and by the journal.
+JetStream and by the journal. Only the publisher thread touches the outbox.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class Outbox:
         self.path, self.max_bytes = Path(path), max_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.dropped = 0
+        self._pending = self.path.exists() and self.path.stat().st_size > 0  # no disk check per event
 
     def __len__(self) -> int:
         if not self.path.exists():
@@ -34,7 +35,7 @@ class Outbox:
             return sum(1 for _ in f)
 
     def pending(self) -> bool:
-        return self.path.exists() and self.path.stat().st_size > 0
+        return self._pending
 
     def append(self, items: list[Item]) -> None:
         size = self.path.stat().st_size if self.path.exists() else 0
@@ -47,6 +48,7 @@ class Outbox:
             f.writelines(room)
             f.flush()
             os.fsync(f.fileno())
+        self._pending = self._pending or bool(room)
 
     def read(self) -> list[Item]:
         if not self.path.exists():
@@ -60,3 +62,4 @@ class Outbox:
         with open(tmp, "wb") as f:
             f.writelines(msgspec.json.encode(item) + b"\n" for item in items[sent:])
         os.replace(tmp, self.path)
+        self._pending = sent < len(items)

@@ -24,9 +24,12 @@ STOP = object()
 
 class BusPublisher:
     def __init__(self, settings: Settings, outbox_dir: Path, max_queue: int = 10_000,
-                 batch: int = 512):
+                 batch: int = 512, linger: float = 0.05):
         self.settings, self.batch = settings, batch
         self.queue: queue.Queue = queue.Queue(max_queue)
+        self.spill: list[Item] = []
+        self.spill_lock = threading.Lock()
+        self.linger = linger
         self.outbox = Outbox(Path(outbox_dir) / "outbox.jsonl")
         self.loop = asyncio.new_event_loop()
         self.nc = self.js = None
@@ -53,10 +56,17 @@ class BusPublisher:
         self._put(item)
 
     def _put(self, item: Item) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:  # never block the step: the overflow waits on disk
-            self.outbox.append([item])
+        # Never block the step: when the queue is full, events spill to memory and the publisher
+        # thread moves queue and spill, in order, to the outbox. Once spilling, every event spills
+        # until then, so nothing newer overtakes anything older.
+        with self.spill_lock:
+            if not self.spill:
+                try:
+                    self.queue.put_nowait(item)
+                    return
+                except queue.Full:
+                    pass
+            self.spill.append(item)
 
     def depth(self) -> int:
         return self.queue.qsize()
@@ -80,6 +90,8 @@ class BusPublisher:
         stopping = False
         while not stopping:
             items, stopping = await asyncio.to_thread(self._take)
+            if self.spill:
+                items, stopping = self._spill_to_outbox(items, stopping)
             if self.connected.is_set() and self.outbox.pending():
                 await self._flush_outbox()
             if items:
@@ -96,23 +108,30 @@ class BusPublisher:
             await self.nc.close()
 
     def _take(self) -> tuple[list[Item], bool]:
-        items = []
+        """The next batch; after the first event, linger a moment so one wake-up sends several
+        (fewer hand-offs between threads, less contention with the training thread)."""
         try:
             first = self.queue.get(timeout=0.2)
         except queue.Empty:
-            return items, False
-        for item in [first, *self._drain_nowait()]:
-            if item is STOP:
-                return items, True
-            items.append(item)
-        return items, False
+            return [], False
+        if first is not STOP and self.linger:
+            time.sleep(self.linger)
+        return split_stop([first, *self._drain_nowait(self.batch - 1)])
 
-    def _drain_nowait(self):
-        for _ in range(self.batch - 1):
+    def _drain_nowait(self, limit: int):
+        for _ in range(limit):
             try:
                 yield self.queue.get_nowait()
             except queue.Empty:
                 return
+
+    def _spill_to_outbox(self, in_hand: list[Item], stopping: bool) -> tuple[list[Item], bool]:
+        """Oldest first: the batch in hand, the rest of the queue, then what spilled."""
+        with self.spill_lock:
+            rest, stop_seen = split_stop(list(self._drain_nowait(self.queue.maxsize + 1)))
+            spilled, self.spill = self.spill, []
+        self.outbox.append(in_hand + rest + spilled)
+        return [], stopping or stop_seen
 
     async def _connect(self) -> None:
         while self.nc is None:
@@ -171,6 +190,13 @@ class BusPublisher:
         self.outbox.keep_from(items, sent)
         if sent:
             log.info("outbox flushed", extra={"sent": sent, "left": len(items) - sent})
+
+
+def split_stop(items: list) -> tuple[list[Item], bool]:
+    """The items before STOP, and whether STOP was among them."""
+    if STOP in items:
+        return items[:items.index(STOP)], True
+    return items, False
 
 
 def object_name(item: Item) -> str:
