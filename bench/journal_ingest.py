@@ -48,7 +48,7 @@ async def bare_pull(js, n: int, batch: int) -> float:
 
 
 async def raw_copy(pool, batch) -> float:
-    rows = [event_row(e, "train.bench.step") for e in batch]
+    rows = [event_row(e, "train.bench.step", events.encode(e)) for e in batch]
     async with pool.acquire() as conn:
         await conn.execute("CREATE TEMP TABLE raw_events (LIKE events)")
         start = time.perf_counter()

@@ -10,7 +10,7 @@ from shared.consumer import Binding
 
 def journal_bindings(writer: JournalWriter) -> list[Binding]:
     async def write_batch(batch: list[tuple[events.Event, Msg]]) -> None:
-        await writer.write([(event, msg.subject) for event, msg in batch])
+        await writer.write([(event, msg.subject, msg.data) for event, msg in batch])
 
     return [Binding(stream, durable, filters, batch_handler=write_batch, pipelined=True)
             for stream, durable, filters in subjects.JOURNAL_CONSUMERS]

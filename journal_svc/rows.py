@@ -39,10 +39,10 @@ def value(obj, column: str, jsonb: bool):
     return raw
 
 
-def event_row(event: events.Event, subject: str) -> tuple:
-    """The `events` table keeps every event whole, for questions no typed table answers."""
+def event_row(event: events.Event, subject: str, raw: bytes) -> tuple:
+    """The `events` table keeps every event whole (its bytes as received), for any question."""
     return (event.event_id, event.run_id, event.step, timestamp(event.ts), kind_of(event),
-            subject, _json.encode(event).decode())
+            subject, raw.decode())
 
 
 def typed_rows(event: events.Event, columns: list[str], jsonb: set[str]) -> list[tuple]:

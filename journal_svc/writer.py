@@ -51,22 +51,23 @@ class JournalWriter:
     async def create(cls, pool: asyncpg.Pool) -> "JournalWriter":
         return cls(pool, await table_columns(pool))
 
-    def group(self, batch: list[tuple[events.Event, str]]) -> dict[str, list[tuple]]:
+    def group(self, batch: list[tuple[events.Event, str, bytes]]) -> dict[str, list[tuple]]:
         by_table: dict[str, list[tuple]] = defaultdict(list)
-        for event, subject in batch:
-            by_table["events"].append(rows.event_row(event, subject))
+        for event, subject, raw in batch:
+            by_table["events"].append(rows.event_row(event, subject, raw))
             table = rows.TABLE_FOR_KIND[rows.kind_of(event)]
             names, jsonb = self.columns[table]
             by_table[table].extend(rows.typed_rows(event, names, jsonb))
         return by_table
 
-    async def write(self, batch: list[tuple[events.Event, str]]) -> None:
+    async def write(self, batch: list[tuple[events.Event, str, bytes]]) -> None:
+        """Write (event, subject, raw bytes) triples in one transaction."""
         by_table = self.group(batch)
         async with self.pool.acquire() as conn, conn.transaction():
             for table, records in by_table.items():
                 names = EVENTS_COLUMNS if table == "events" else self.columns[table][0]
                 await copy_upsert(conn, table, names, records)
-            await upsert_runs(conn, [event for event, _ in batch])
+            await upsert_runs(conn, [event for event, _, _ in batch])
 
 
 async def upsert_runs(conn: asyncpg.Connection, batch: list[events.Event]) -> None:

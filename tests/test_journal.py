@@ -65,7 +65,7 @@ async def test_redelivery_after_crash_before_ack_still_gives_one_row(nc, pool, s
     crashes = []
 
     async def write_then_crash(batch):
-        await writer.write([(e, m.subject) for e, m in batch])
+        await writer.write([(e, m.subject, m.data) for e, m in batch])
         if not crashes:
             crashes.append(1)
             raise RuntimeError("crashed after commit, before ack")
