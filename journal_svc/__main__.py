@@ -21,7 +21,7 @@ async def main() -> None:
     service = Service("journal_svc", "Persists every Introspect event in PostgreSQL", settings)
     await service.start()
     writer = await JournalWriter.create(pool)
-    for binding in journal_bindings(writer):
+    for binding in journal_bindings(writer, settings.journal_batch_size):
         service.consume(binding)
     background = []
     if settings.web_port:

@@ -8,9 +8,10 @@ from shared import events, subjects
 from shared.consumer import Binding
 
 
-def journal_bindings(writer: JournalWriter) -> list[Binding]:
+def journal_bindings(writer: JournalWriter, batch_size: int | None = None) -> list[Binding]:
     async def write_batch(batch: list[tuple[events.Event, Msg]]) -> None:
         await writer.write([(event, msg.subject, msg.data) for event, msg in batch])
 
-    return [Binding(stream, durable, filters, batch_handler=write_batch, pipelined=True)
+    return [Binding(stream, durable, filters, batch_handler=write_batch, pipelined=True,
+                    batch_size=batch_size)
             for stream, durable, filters in subjects.JOURNAL_CONSUMERS]

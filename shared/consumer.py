@@ -42,6 +42,7 @@ class Binding:
     ordered: bool = False
     pipelined: bool = False  # fetch the next batch while this one is handled (order-free handlers)
     accepts: tuple[type, ...] = field(default=())  # event types this binding handles; others are acked
+    batch_size: int | None = None  # fetch size; default settings.batch_size
 
 
 def consumer_config(binding: Binding, settings: Settings) -> ConsumerConfig:
@@ -72,7 +73,7 @@ class Consumer:
 
     def __init__(self, js: JetStreamContext, binding: Binding, service: str, settings: Settings):
         self.js, self.binding, self.service, self.settings = js, binding, service, settings
-        self.batch = 1 if binding.ordered else settings.batch_size
+        self.batch = 1 if binding.ordered else binding.batch_size or settings.batch_size
         self._stopping = asyncio.Event()
         self.handled = 0
 

@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_max_age_s: PositiveFloat = 7 * 24 * 3600.0
     duplicate_window_s: PositiveFloat = 120.0
     batch_size: PositiveInt = 256
+    journal_batch_size: PositiveInt = 1000  # bulk COPY amortises per-batch round trips
     concurrency: PositiveInt = 8
     ack_wait_s: PositiveFloat = 30.0
     max_deliver: PositiveInt = 5
