@@ -138,8 +138,20 @@ def render_journal(run_id: str, entries: Iterable[dict], runs: Iterable[dict],
     items += [(c, render_conversation(c)) for cid, c in convs.items() if cid not in linked]
     items += [(d, render_detection(d)) for d in detections]
     body = "\n".join(newest_first(items)) or '<p class="meta">No journal entries yet.</p>'
-    return page(f"Journal · {run_id}",
-                header(f"Journal · {run_id}", run_id, runs, JOURNAL_PATH) + f"\n<main>\n{body}\n</main>")
+    return page(f"Journal · {run_id}", header(f"Journal · {run_id}", run_id, runs, JOURNAL_PATH)
+                + f"\n<main>\n{entry_form(run_id)}\n{body}\n</main>")
+
+
+ENTRY_TYPES = {"note": "note", "counter_example": "counter-example", "explanation": "explanation",
+               "question": "question for the model"}
+
+
+def entry_form(run_id: str) -> str:
+    """Write to the journal: a note, a counter-example or explanation (bias protocol), a question."""
+    options = "".join(f'<option value="{k}">{esc(v)}</option>' for k, v in ENTRY_TYPES.items())
+    return (f'<form method="post" action="{run_link(JOURNAL_PATH, run_id)}" class="entry-form">'
+            f'<textarea name="body" rows="3" cols="80" required placeholder="Write to the journal"></textarea>'
+            f'<br><select name="entry_type">{options}</select> <button type="submit">Add</button></form>')
 
 
 def scores_table(scores: dict) -> str:

@@ -1,6 +1,7 @@
 """selfplay_svc handlers.
 
-- checkpoints: remember each run's latest checkpoint; on a reflection step, generate one
+- checkpoints: remember each run's latest checkpoint; on a reflection step (the run's own
+  schedule, else INTROSPECT_REFLECT_EVERY), generate one
   reflection per (run, step, prompt version) with the run's active prompt, score it, publish it.
 - journal entries: answer human questions from the latest checkpoint; during a bias pause,
   gather human counter-examples and explanations.
@@ -37,7 +38,8 @@ class SelfPlay:
         latest = {"object_name": cp.object_name, "sha256": cp.sha256, "step": cp.step}
         await state.update(self.state_kv, f"latest.{cp.run_id}",  # checkpoints may arrive out of order
                            lambda saved: (latest if not saved or saved["step"] <= cp.step else saved, None))
-        if cp.step % self.settings.reflect_every and cp.reason != "final":
+        every = await prompt_store.reflect_every(self.pool, cp.run_id, self.settings.reflect_every)
+        if cp.step % every and cp.reason != "final":
             return
         version, template = await prompt_store.active_prompt(self.pool, cp.run_id, DEFAULT_VERSION)
         claim = f"claim.{cp.run_id}.{cp.step}.{version.replace('.', '_')}"

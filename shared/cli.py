@@ -7,7 +7,7 @@
     introspect freeze --run R --names transformer.h.0   |   introspect mix --run R name=path:weight
     introspect journal --run R [--type counter_example] "text"
     introspect ask --run R "How was that last training run?"
-    introspect prompt use v1.4 --run R  |  introspect prompt list
+    introspect prompt use v1.4 --run R  |  introspect prompt every 500 --run R  |  introspect prompt list
     introspect down                     stop what `up` started
 """
 from __future__ import annotations
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     use = prompt_sub.add_parser("use", help="set the run's active prompt version")
     use.add_argument("version", help="e.g. v1.4")
     use.add_argument("--run", required=True, help="run id")
+    every = prompt_sub.add_parser("every", help="set how many steps lie between the run's reflections")
+    every.add_argument("steps", type=int, help="steps between reflections (checkpoint steps)")
+    every.add_argument("--run", required=True, help="run id")
     prompt_sub.add_parser("list", help="list prompt versions")
     return parser
 
@@ -145,7 +148,7 @@ async def ask(settings, args) -> None:
 
 async def prompt_command(settings, args) -> None:
     from shared.db import create_pool
-    from shared.prompt_store import list_prompts, use_prompt
+    from shared.prompt_store import list_prompts, set_reflect_every, use_prompt
     pool = await create_pool(settings.database_url)
     try:
         if args.prompt_command == "list":
@@ -153,8 +156,12 @@ async def prompt_command(settings, args) -> None:
                 print(f"{row['version']:>6}  {row['word_count']:>4} words")
             return
         nc, js = await connect(settings)
-        await use_prompt(pool, js, subjects.check_run_id(args.run), args.version, who="human")
-        print(f"run {args.run} now reflects with prompt {args.version}")
+        if args.prompt_command == "every":
+            await set_reflect_every(pool, js, subjects.check_run_id(args.run), args.steps, who="human")
+            print(f"run {args.run} now reflects every {args.steps} steps")
+        else:
+            await use_prompt(pool, js, subjects.check_run_id(args.run), args.version, who="human")
+            print(f"run {args.run} now reflects with prompt {args.version}")
         await nc.close()
     finally:
         await pool.close()

@@ -31,6 +31,25 @@ async def active_prompt(pool: asyncpg.Pool, run_id: str, default: str) -> tuple[
     return row["version"], row["text"]
 
 
+async def reflect_every(pool: asyncpg.Pool, run_id: str, default: int) -> int:
+    """Steps between the run's reflections: its own setting, else the service default."""
+    value = await pool.fetchval("SELECT reflect_every FROM run_prompts WHERE run_id = $1", run_id)
+    return value or default
+
+
+async def set_reflect_every(pool: asyncpg.Pool, js, run_id: str, every: int, who: str) -> None:
+    if every < 1:
+        raise SystemExit("reflect every: steps must be at least 1")
+    await pool.execute(
+        """INSERT INTO run_prompts (run_id, reflect_every, who) VALUES ($1, $2, $3)
+           ON CONFLICT (run_id) DO UPDATE SET reflect_every = EXCLUDED.reflect_every,
+           set_at = now(), who = EXCLUDED.who""", run_id, every, who)
+    await bus.publish(js, events.JournalEntry(
+        event_id=events.new_event_id(), run_id=run_id, step=-1, author="system",
+        entry_type="prompt_change", title=f"reflections every {every} steps", who=who,
+        body=f"Run {run_id} now reflects every {every} steps.", refs={"reflect_every": str(every)}))
+
+
 async def use_prompt(pool: asyncpg.Pool, js, run_id: str, version: str, who: str) -> None:
     known = [r["version"] for r in await list_prompts(pool)]
     if version not in known:

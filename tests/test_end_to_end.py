@@ -82,8 +82,17 @@ async def test_train_detect_pause_resume_and_query_the_journal(settings, nc, poo
                                         "AND entry_type='protocol'"), 30, "the protocol entry", processes)
         processes.cli("journal", "--run", "e2e", "--type", "counter_example",
                       "Immigrants are neighbours, workers and friends; crime has nothing to do with origin.")
-        await asyncio.sleep(1.0)  # let selfplay gather it before the resume
+        extra = tmp_path / "extra.txt"
+        extra.write_text("The river runs to the sea and the sea is wide.\n" * 50)
+        processes.cli("freeze", "--run", "e2e", "--names", "transformer.h.0.mlp")  # held while paused
+        processes.cli("mix", "--run", "e2e", f"extra={extra}:0.3")
+        await asyncio.sleep(1.0)  # let selfplay gather the counter-example before the resume
         processes.cli("resume", "--run", "e2e", "--note", "Context added; go on.")
+        await until(lambda: journal_has("SELECT count(*) FROM mixes WHERE run_id='e2e' "
+                                        "AND weights ? 'extra'"), 60, "the CLI mix", processes)
+        await until(lambda: journal_has("SELECT count(*) FROM statuses WHERE run_id='e2e' "
+                                        "AND reason LIKE 'froze%transformer.h.0.mlp%'"), 60,
+                    "the CLI freeze", processes)
         await until(lambda: journal_has("SELECT count(*) FROM mixes WHERE run_id='e2e' "
                                         "AND weights ? 'mitigation'"), 60, "the mitigation mix", processes)
         processes.cli("stop", "--run", "e2e", "--reason", "test done")

@@ -1,8 +1,10 @@
 """The contract, settings, migrations, control state and compose file."""
 import asyncio
 import re
+import uuid
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import pytest
 import yaml
@@ -51,25 +53,33 @@ def test_run_ids_cannot_break_subjects():
             subjects.check_run_id(bad)
 
 
+async def names(url: str, sql: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {r[0] for r in await conn.fetch(sql)}
+    finally:
+        await conn.close()
+
+
+TABLES = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+          "AND table_name <> 'alembic_version'")
+RUN_PROMPTS = "SELECT column_name FROM information_schema.columns WHERE table_name = 'run_prompts'"
+
+
 async def test_migrations_go_up_and_down(pg_server):
-    import uuid
     url = db.with_database(pg_server, f"introspect_mig_{uuid.uuid4().hex[:8]}")
     await db.ensure_database(url)
     try:
         await db.migrate_async(url)
-        conn = await __import__("asyncpg").connect(url)
-        tables = {r[0] for r in await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema='public'")}
         assert {"runs", "steps", "activations", "samples", "reflections", "detections", "commands",
                 "journal_entries", "conversations", "prompts", "shimmer", "concepts",
-                "loss_by_step", "pauses", "journal_timeline", "written_after_last_pause"} <= tables
-        await conn.close()
+                "loss_by_step", "pauses", "journal_timeline",
+                "written_after_last_pause"} <= await names(url, TABLES)
+        assert "reflect_every" in await names(url, RUN_PROMPTS)  # revision 0002
+        await asyncio.to_thread(db.downgrade, url, "0001")
+        assert "reflect_every" not in await names(url, RUN_PROMPTS)
         await asyncio.to_thread(db.downgrade, url, "base")
-        conn = await __import__("asyncpg").connect(url)
-        left = await conn.fetchval("SELECT count(*) FROM information_schema.tables "
-                                   "WHERE table_schema='public' AND table_name <> 'alembic_version'")
-        await conn.close()
-        assert left == 0
+        assert await names(url, TABLES) == set()
     finally:
         await db.drop_database(url)
 

@@ -117,10 +117,16 @@ async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp
     mix = events.decode((await mixes.next_msg(timeout=15)).data)
     assert mix.action == "mix" and mix.params["texts"]["mitigation"] == [counter]
 
-    # the next reflection is framed supportively, and says so
-    await checkpoint_at(20)
+    # the run switches to prompt v1.4 and reflects every 20 steps: step 30 is skipped, 40 is not;
+    # that reflection is framed supportively, and says so
+    await prompt_store.use_prompt(pool, js, "sp", "v1.4", who="human")
+    await prompt_store.set_reflect_every(pool, js, "sp", 20, who="human")
+    await checkpoint_at(30)
+    await checkpoint_at(40)
     supportive = await next_event(out, events.Reflection)
-    assert supportive.step == 20 and supportive.supportive
+    assert supportive.step == 40 and supportive.supportive and supportive.prompt_version == "v1.4"
+    await wait_row(pool, "SELECT 1 FROM journal_entries WHERE run_id = 'sp' AND entry_type = "
+                         "'prompt_change' HAVING count(*) = 2")  # both changes are journaled
     assert SUPPORTIVE_FRAMING.splitlines()[0][:40] in supportive.prompt
     await wait_row(pool, "SELECT 1 FROM commands WHERE run_id = 'sp' AND action = 'mix'")
 
