@@ -61,7 +61,8 @@ def make_app(pool: asyncpg.Pool, js) -> web.Application:
         if entry_type not in ("note", "counter_example", "explanation", "question"):
             raise web.HTTPBadRequest(text=f"entry_type {entry_type!r} is not allowed")
         await bus.publish(js, events.JournalEntry(
-            event_id=events.new_event_id(), run_id=run, step=-1, author="human",
+            event_id=events.new_event_id(), run_id=run, author="human",
+            step=await pool.fetchval("SELECT coalesce(max(last_step), -1) FROM runs WHERE run_id = $1", run),
             entry_type=entry_type, body=str(form.get("body", "")), who="web",
             conversation_id=events.new_event_id() if entry_type == "question" else None))
         raise web.HTTPSeeOther(f"{web_render.JOURNAL_PATH}?run={run}")

@@ -44,7 +44,8 @@ def fmt_time(ts: float | None) -> str:
 
 
 def step_badge(step: int | None) -> str:
-    return f'<span class="badge">step {int(step):,}</span>' if step is not None else ""
+    # a negative step means "not tied to a step" (written before the run reported one)
+    return f'<span class="badge">step {int(step):,}</span>' if step is not None and step >= 0 else ""
 
 
 def run_link(path: str, run_id: str) -> str:

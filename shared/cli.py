@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from shared import bus, control, events, subjects
+from shared.db import last_step
 from shared.settings import ConfigError, load_settings
 
 
@@ -95,7 +96,8 @@ async def send_command(settings, args, action: str, params: dict | None = None) 
     await control.send(js, await bus.control_bucket(js, settings), cmd)
     if cmd.note:  # a human's resume note belongs in the journal as their own words
         await bus.publish(js, events.JournalEntry(
-            event_id=events.stable_event_id("note", cmd.event_id), run_id=args.run, step=-1,
+            event_id=events.stable_event_id("note", cmd.event_id), run_id=args.run,
+            step=await last_step(settings.database_url, args.run),
             author="human", entry_type="resume_note" if action == "resume" else "note",
             body=cmd.note, who=cmd.who, refs={"command": cmd.event_id}))
     print(f"{action} sent to run {args.run} ({cmd.event_id})")
@@ -116,8 +118,10 @@ def parse_mix(sources: list[str]) -> dict:
 
 async def write_entry(settings, args) -> None:
     nc, js = await connect(settings)
-    entry = events.JournalEntry(event_id=events.new_event_id(), run_id=subjects.check_run_id(args.run),
-                                step=-1, author="human", entry_type=args.entry_type,
+    run = subjects.check_run_id(args.run)
+    entry = events.JournalEntry(event_id=events.new_event_id(), run_id=run,
+                                step=await last_step(settings.database_url, run),
+                                author="human", entry_type=args.entry_type,
                                 title=args.title, body=args.text, who="human")
     await bus.publish(js, entry)
     print(f"journal entry {entry.event_id} written")
@@ -126,8 +130,10 @@ async def write_entry(settings, args) -> None:
 
 async def ask(settings, args) -> None:
     nc, js = await connect(settings)
-    question = events.JournalEntry(event_id=events.new_event_id(), run_id=subjects.check_run_id(args.run),
-                                   step=-1, author="human", entry_type="question", body=args.question,
+    run = subjects.check_run_id(args.run)
+    question = events.JournalEntry(event_id=events.new_event_id(), run_id=run,
+                                   step=await last_step(settings.database_url, run),
+                                   author="human", entry_type="question", body=args.question,
                                    who="human", conversation_id=events.new_event_id())
     replies = await nc.subscribe(subjects.selfplay(args.run, "reply"))
     await bus.publish(js, question)

@@ -66,3 +66,19 @@ def downgrade(url: str, revision: str = "base") -> None:
 async def migrate_async(url: str, revision: str = "head") -> None:
     # alembic's async env runs its own event loop, which cannot nest inside ours
     await asyncio.to_thread(migrate, url, revision)
+
+
+async def last_step(url: str, run_id: str) -> int:
+    """The run's last journaled step, or -1 when the journal cannot say (unknown run, no database):
+    human entries are stamped with it so they sit at the right place in the journal."""
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        return -1
+    try:
+        step = await conn.fetchval("SELECT last_step FROM runs WHERE run_id = $1", run_id)
+    except asyncpg.PostgresError:
+        step = None
+    finally:
+        await conn.close()
+    return -1 if step is None else step

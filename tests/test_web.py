@@ -31,5 +31,6 @@ async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool):
         entry = events.decode((await entries.next_msg(timeout=5)).data)
         assert (entry.author, entry.entry_type, entry.body) == ("human", "explanation",
                                                                 "Context matters here.")
+        assert entry.step == 17800  # stamped with the run's last journaled step
         refused = await client.post("/journal", params={"run": "w1"}, data={"entry_type": "protocol"})
         assert refused.status == 400
