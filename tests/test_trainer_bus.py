@@ -70,6 +70,10 @@ async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settin
         await control.send(js, kv, control.command("t1", "freeze",
                                                    params={"names": ["transformer.h.0.mlp"]}))
         await statuses(status, "running")
+        await js.publish("control.t1.mix", b'{"kind": "command", "nonsense": true}')
+        dlq = await js.pull_subscribe("dlq.trainer_svc", stream="DLQ")
+        dead = (await dlq.fetch(1, timeout=5))[0]
+        assert "control message rejected" in dead.headers["Introspect-Error"]
         await control.send(js, kv, control.command("t1", "stop", reason="enough"))
         assert await running.task == "stopped"
     assert trainer.frozen["names"] == ["transformer.h.0.mlp"]

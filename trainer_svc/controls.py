@@ -23,6 +23,7 @@ import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from shared import bus, control, events, subjects
+from shared.consumer import dead_letter
 from shared.settings import Settings
 from trainer_svc.training import LocalControls
 
@@ -92,7 +93,7 @@ class BusControls(LocalControls):
                     command = events.decode(msg.data)
                     self.send(self.with_local_texts(command))
                 except (msgspec.ValidationError, msgspec.DecodeError, OSError) as err:
-                    log.warning("control message rejected", extra={"error": str(err)})
+                    await dead_letter(self.js, "trainer_svc", msg, f"control message rejected: {err}")
                 await msg.ack()
 
     def with_local_texts(self, command: events.ControlCommand) -> events.ControlCommand:
