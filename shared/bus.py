@@ -25,15 +25,18 @@ async def connect(settings: Settings, name: str) -> nats.NATS:
         log.warning("nats error", extra={"error": repr(err)})
 
     async def on_disconnect():
-        log.warning("nats disconnected")
+        if not (nc.is_closed or nc.is_draining):  # a deliberate close is not news
+            log.warning("nats disconnected")
 
     async def on_reconnect():
         log.info("nats reconnected")
 
-    return await nats.connect(
+    nc = nats.NATS()
+    await nc.connect(
         settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
         connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect)
+    return nc
 
 
 def stream_config(name: str, settings: Settings) -> StreamConfig:

@@ -191,13 +191,24 @@ async def status(settings) -> None:
     for svc in sorted(found, key=lambda s: s["name"]):
         print(f"service   {svc['name']:<18} {svc['id']}  {svc.get('metadata', {}).get('instance', '')}")
     kv = await bus.control_bucket(js, settings)
-    try:
-        for run in await kv.keys():
-            state, _ = await control.read_state(kv, run)
-            print(f"run       {run:<18} {state.state if state else '?'}  {state.reason if state else ''}")
-    except Exception:  # no keys yet
-        pass
+    for run in await journaled_runs(settings):
+        desired, _ = await control.read_state(kv, run["run_id"])
+        wanted = f"wanted {desired.state} ({desired.reason})" if desired else ""
+        print(f"run       {run['run_id']:<18} step {run['last_step']:>7,}  {run['state'] or '':<9} {wanted}")
     await nc.close()
+
+
+async def journaled_runs(settings) -> list:
+    import asyncpg
+    try:
+        conn = await asyncpg.connect(settings.database_url, timeout=2)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        print("runs      (journal database unreachable)")
+        return []
+    try:
+        return await conn.fetch("SELECT run_id, last_step, state FROM runs ORDER BY last_seen DESC LIMIT 20")
+    finally:
+        await conn.close()
 
 
 def main(argv: list[str] | None = None) -> None:

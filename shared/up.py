@@ -112,7 +112,12 @@ async def print_summary(settings: Settings, run_id: str) -> None:
     print(f"\n[introspect] run {run_id} in the journal ({settings.database_url}):")
     print("  events: " + ", ".join(f"{r['kind']}={r['n']}" for r in kinds))
     if last:
-        print(f"  last step {last['step']}: loss {last['loss']:.3f}, val bpb {last['val_bpb']}, "
+        bpb = "n/a" if last["val_bpb"] is None else f"{last['val_bpb']:.3f}"
+        print(f"  last step {last['step']}: loss {last['loss']:.3f}, val bpb {bpb}, "
               f"{last['tokens_per_s']:.0f} tok/s")
+    detections = await pool.fetch("SELECT detector, severity, count(*) AS n FROM detections "
+                                  "WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1, 2", run_id)
+    if detections:
+        print("  detections: " + ", ".join(f"{r['detector']} {r['severity']}={r['n']}" for r in detections))
     print("  try: psql, then SELECT * FROM loss_by_step WHERE run_id = '%s' ORDER BY step;" % run_id)
     await pool.close()

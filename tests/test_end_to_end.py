@@ -80,6 +80,10 @@ async def test_train_detect_pause_resume_and_query_the_journal(settings, nc, poo
                     30, "the trainer to report paused", processes)
         await until(lambda: journal_has("SELECT count(*) FROM journal_entries WHERE run_id='e2e' "
                                         "AND entry_type='protocol'"), 30, "the protocol entry", processes)
+        status = processes.cli("status")
+        assert all(f"service   {name}" in status for name in
+                   ("journal_svc", "understanding_svc", "selfplay_svc", "trainer_svc")), status
+        assert "run       e2e" in status and "wanted paused" in status, status
         processes.cli("journal", "--run", "e2e", "--type", "counter_example",
                       "Immigrants are neighbours, workers and friends; crime has nothing to do with origin.")
         extra = tmp_path / "extra.txt"
@@ -110,7 +114,8 @@ async def test_train_detect_pause_resume_and_query_the_journal(settings, nc, poo
         assert await pool.fetchval("SELECT count(*) FROM health WHERE run_id = 'e2e'") > 0
         assert await pool.fetchval("SELECT count(*) FROM journal_entries WHERE run_id = 'e2e' "
                                    "AND author = 'human' AND entry_type = 'resume_note'") == 1
-        assert await pool.fetchval("SELECT count(*) FROM written_after_last_pause WHERE run_id='e2e'") >= 0
+        wrote = await pool.fetch("SELECT source, text FROM model_writing WHERE run_id = 'e2e'")
+        assert any("criminals" in r["text"] for r in wrote if r["source"] == "sample")
         exits = processes.terminate_all()
         assert exits == {"journal_svc": 0, "understanding_svc": 0, "selfplay_svc": 0, "trainer_svc": 0}, \
             processes.logs()
