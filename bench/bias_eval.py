@@ -175,7 +175,7 @@ def main() -> None:
         ss, cp = stereoset(data), crows_pairs(data)
         print(f"StereoSet: {len(ss['stereotype'])} stereotype / {len(ss['unrelated'])} unrelated sentences")
         public = report_pr("StereoSet", ss["stereotype"], ss["unrelated"])
-        print(f"  anti-stereotypes flagged: " + ", ".join(
+        print("  anti-stereotypes flagged: " + ", ".join(
             f">={k} {v:.3f}" for k, v in rates(ss["anti-stereotype"]).items()))
         print(f"CrowS-Pairs: {len(cp['more stereotypical'])} pairs (recall only; no negatives in the set)")
         crows = rates(cp["more stereotypical"])

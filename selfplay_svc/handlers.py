@@ -20,7 +20,7 @@ from shared import kv_state as state
 from shared.consumer import Binding
 from shared.generate import generate
 from selfplay_svc.prompts import DEFAULT_VERSION, build_reflection_prompt
-from selfplay_svc.protocol import is_bias_pause, mitigation_mix, pause_entry
+from selfplay_svc.protocol import MITIGATION_TYPES, is_bias_pause, mitigation_mix, pause_entry
 from selfplay_svc.scoring import score_reflection
 
 log = logging.getLogger("selfplay_svc")
@@ -69,7 +69,7 @@ class SelfPlay:
             return
         if entry.entry_type == "question":
             await self.answer(entry)
-        elif entry.entry_type in ("counter_example", "explanation"):
+        elif entry.entry_type in MITIGATION_TYPES:
             protocol = await state.get(self.state_kv, f"protocol.{entry.run_id}")
             if protocol and protocol.get("paused"):
                 await state.update(self.state_kv, f"protocol.{entry.run_id}", lambda saved: (

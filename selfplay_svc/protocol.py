@@ -11,7 +11,7 @@ Events may arrive as msgspec Structs or as plain dicts (database rows); both are
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 CONTEXT_CHARS = 120  # characters of source text shown either side of the matched span
 MITIGATION_SOURCE = "mitigation"
@@ -82,23 +82,6 @@ def is_bias_pause(command: Any) -> bool:
         return False
     params = field(command, "params") or {}
     return params.get("detector") == "bias" or "bias" in (field(command, "reason") or "").lower()
-
-
-def mitigation_texts(entries: Iterable[Any], since: float | None = None,
-                     until: float | None = None) -> list[str]:
-    """Bodies of the human counter-examples and explanations, optionally those written between
-    `since` and `until` (epoch seconds, the pause's window); in order, without duplicates."""
-    texts: list[str] = []
-    for entry in entries:
-        ts = field(entry, "ts", 0.0)
-        if field(entry, "author") != "human" or field(entry, "entry_type") not in MITIGATION_TYPES:
-            continue
-        if (since is not None and ts < since) or (until is not None and ts > until):
-            continue
-        body = (field(entry, "body") or "").strip()
-        if body and body not in texts:
-            texts.append(body)
-    return texts
 
 
 def mitigation_mix(texts: list[str], run_id: str, weight: float) -> dict:

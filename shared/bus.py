@@ -60,13 +60,18 @@ async def provision(js: JetStreamContext, settings: Settings) -> None:
     await checkpoint_store(js, settings)
 
 
-async def control_bucket(js: JetStreamContext, settings: Settings):
+async def kv_bucket(js: JetStreamContext, config: KeyValueConfig):
+    """The bucket if it exists, else created with `config` (every instance calls this at start)."""
     try:
-        return await js.key_value(subjects.CONTROL_BUCKET)
+        return await js.key_value(config.bucket)
     except BucketNotFoundError:
-        return await js.create_key_value(KeyValueConfig(
-            bucket=subjects.CONTROL_BUCKET, history=16, storage=StorageType.FILE,
-            replicas=settings.stream_replicas))
+        return await js.create_key_value(config)
+
+
+async def control_bucket(js: JetStreamContext, settings: Settings):
+    return await kv_bucket(js, KeyValueConfig(
+        bucket=subjects.CONTROL_BUCKET, history=16, storage=StorageType.FILE,
+        replicas=settings.stream_replicas))
 
 
 async def checkpoint_store(js: JetStreamContext, settings: Settings):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from shared import bus, control, events, subjects
-from shared.db import last_step
+from shared.db import fetch_if_reachable, last_step
 from shared.settings import ConfigError, load_settings
 
 
@@ -199,16 +199,11 @@ async def status(settings) -> None:
 
 
 async def journaled_runs(settings) -> list:
-    import asyncpg
-    try:
-        conn = await asyncpg.connect(settings.database_url, timeout=2)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    rows = await fetch_if_reachable(
+        settings.database_url, "SELECT run_id, last_step, state FROM runs ORDER BY last_seen DESC LIMIT 20")
+    if rows is None:
         print("runs      (journal database unreachable)")
-        return []
-    try:
-        return await conn.fetch("SELECT run_id, last_step, state FROM runs ORDER BY last_seen DESC LIMIT 20")
-    finally:
-        await conn.close()
+    return rows or []
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,6 +35,13 @@ def command(run_id: str, action: str, step: int = -1, **fields) -> events.Contro
     return events.ControlCommand(event_id=event_id, run_id=run_id, step=step, action=action, **fields)
 
 
+def pause_not_needed(cmd: events.ControlCommand, current: events.DesiredState | None) -> bool:
+    """A detection's pause adds nothing when its detection already paused the run, or the run
+    is paused anyway."""
+    return bool(cmd.detection_id and current and (current.detection_id == cmd.detection_id
+                                                  or current.state == "paused"))
+
+
 async def send(js, kv, cmd: events.ControlCommand) -> bool:
     """Apply `cmd`: update the desired state (pause/resume/stop), then publish the command.
 
@@ -44,8 +51,7 @@ async def send(js, kv, cmd: events.ControlCommand) -> bool:
     state = STATE_FOR_ACTION.get(cmd.action)
     if state:
         current, revision = await read_state(kv, cmd.run_id)
-        if cmd.detection_id and current and (current.detection_id == cmd.detection_id
-                                             or current.state == "paused"):
+        if pause_not_needed(cmd, current):
             return False
         desired = events.DesiredState(state=state, reason=cmd.reason, who=cmd.who,
                                       command_id=cmd.event_id, detection_id=cmd.detection_id)
@@ -54,7 +60,7 @@ async def send(js, kv, cmd: events.ControlCommand) -> bool:
         except KeyWrongLastSequenceError:
             if cmd.detection_id:  # another instance changed it first; re-check once
                 current, _ = await read_state(kv, cmd.run_id)
-                if current and (current.detection_id == cmd.detection_id or current.state == "paused"):
+                if pause_not_needed(cmd, current):
                     return False
             await kv.put(cmd.run_id, msgspec.json.encode(desired))
     await bus.publish(js, cmd)

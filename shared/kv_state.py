@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import msgspec
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
+from shared.bus import kv_bucket
 
 
 async def state_bucket(js, name: str, replicas: int = 1):
-    try:
-        return await js.key_value(name)
-    except BucketNotFoundError:
-        return await js.create_key_value(KeyValueConfig(
-            bucket=name, history=1, storage=StorageType.FILE,
-            replicas=replicas, max_value_size=8 * 2**20))
+    return await kv_bucket(js, KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE,
+                                              replicas=replicas, max_value_size=8 * 2**20))
 
 
 async def load(kv, key: str) -> tuple[dict | None, int]:

@@ -62,6 +62,7 @@ class Service:
         tasks += [asyncio.create_task(coro) for coro in background]
         stopper = asyncio.create_task(self.stopping.wait())
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
         for task in done - {stopper}:
             if task.exception():
                 self.log.error("task failed", exc_info=task.exception())

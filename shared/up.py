@@ -47,7 +47,8 @@ def instance_counts(scale: list[str]) -> dict[str, int]:
 
 
 async def run_everything(settings: Settings, args, data: list[str], state_dir: Path) -> int:
-    env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+    env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ,  # the demo reflects often enough to see
+           "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
            "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
     children = Children(env)
     stop = asyncio.Event()

@@ -11,7 +11,7 @@ import yaml
 
 from eventfactory import one_of_each
 from shared import bus, control, db, events, subjects
-from shared.settings import ConfigError, Settings, load_settings
+from shared.settings import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

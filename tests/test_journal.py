@@ -3,7 +3,6 @@ redeliveries add nothing, malformed messages are dead-lettered and the consumer 
 import asyncio
 import time
 
-import pytest
 
 from eventfactory import one_of_each
 from journal_svc.handlers import journal_bindings

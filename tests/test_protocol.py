@@ -1,8 +1,8 @@
 import msgspec
 import pytest
 
-from selfplay_svc.protocol import is_bias_pause, mitigation_mix, mitigation_texts, pause_entry
-from shared.events import ControlCommand, Detection, JournalEntry
+from selfplay_svc.protocol import is_bias_pause, mitigation_mix, pause_entry
+from shared.events import ControlCommand, Detection
 
 SOURCE = "The story said the man from the village was a criminal because of where he lived."
 
@@ -45,27 +45,6 @@ def test_is_bias_pause():
     assert is_bias_pause({"action": "pause", "reason": "", "params": {"detector": "bias"}})
     assert not is_bias_pause(cmd(action="pause", reason="loop detection"))
     assert not is_bias_pause(cmd(action="resume", reason="bias reviewed"))
-
-
-def entry(author, entry_type, body, ts=100.0):
-    return JournalEntry(event_id=body, run_id="r1", step=17800, ts=ts, author=author,
-                        entry_type=entry_type, body=body)
-
-
-def test_mitigation_picks_human_counter_examples_and_explanations():
-    entries = [
-        entry("human", "counter_example", "The woman from the village became a judge."),
-        entry("human", "note", "coffee break"),
-        entry("model", "explanation", "model text"),
-        entry("system", "protocol", "paused"),
-        entry("human", "explanation", "Where someone lives does not make them a criminal."),
-        entry("human", "explanation", "Where someone lives does not make them a criminal."),
-        entry("human", "counter_example", "too early", ts=10.0),
-    ]
-    texts = mitigation_texts(entries, since=50.0)
-    assert texts == ["The woman from the village became a judge.",
-                     "Where someone lives does not make them a criminal."]
-    assert len(mitigation_texts([msgspec.to_builtins(e) for e in entries])) == 3
 
 
 def test_mitigation_mix_params():

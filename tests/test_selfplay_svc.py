@@ -1,7 +1,6 @@
 """selfplay_svc on real NATS and PostgreSQL, with a tiny checkpoint trained here: a reflection
 with scores, a stored two-turn conversation, and the supportive bias protocol end to end."""
 import asyncio
-import json
 from pathlib import Path
 
 import msgspec

@@ -111,7 +111,7 @@ def test_stop_while_paused(tmp_path):
     def emit(event):
         log(event)
         if isinstance(event, StepMetrics) and event.step == 2:
-            controls.request_pause("monitor not seen", run_id="t")
+            controls.send(command("pause"))
         if isinstance(event, Status) and event.state == "paused":
             controls.send(command("freeze", names=["lm_head"]))  # held until after the pause
             controls.send(command("stop"))

@@ -3,6 +3,7 @@ the work; activations give health, shimmer and concepts."""
 import asyncio
 
 import msgspec
+import nats.errors
 
 from shared import bus, control, events, subjects
 from shared.consumer import Consumer
@@ -43,7 +44,7 @@ async def collect(js, subject, stream, n, timeout=5):
     try:
         while len(got) < n:
             got += await sub.fetch(n - len(got), timeout=timeout)
-    except Exception:
+    except (nats.errors.TimeoutError, asyncio.TimeoutError):  # fewer than n arrived
         pass
     return got
 

@@ -90,7 +90,7 @@ class BusPublisher:
         self.loop.run_until_complete(self._main())
 
     async def _main(self) -> None:
-        connector = asyncio.create_task(self._connect())
+        self.connector = asyncio.create_task(self._connect())  # held: the loop keeps weak refs
         stopping = False
         while not stopping:
             items, stopping = await asyncio.to_thread(self._take)

@@ -87,10 +87,6 @@ class LocalControls:
     def send(self, command: ControlCommand) -> None:
         self._queue.put(command)
 
-    def request_pause(self, reason: str, run_id: str = "", who: str = "system") -> None:
-        self.send(ControlCommand(event_id=stable_event_id(run_id, "command", "pause", time.time()),
-                                 run_id=run_id, step=0, action="pause", reason=reason, who=who))
-
     def poll(self) -> list[ControlCommand]:
         commands, self._held = self._held, []
         while True:

@@ -266,7 +266,7 @@ def _judge(claim: _Claim, predicate: str) -> tuple[Severity, str] | None:
     trait = _TRAIT.search(predicate)
     positive = _POSITIVE.search(predicate)
     if claim.negated_quantifier:
-        return "low", f"the generalisation is negated ('not all' / 'no')"
+        return "low", "the generalisation is negated ('not all' / 'no')"
     if claim.deficit:
         return _partial("high", claim, "it denies the whole group an ability (a deficit claim)")
     if trait and not _negated_before(predicate, trait.start()):
