@@ -25,7 +25,7 @@ def up(settings: Settings, args) -> int:
         infra.ensure_postgres(settings)
         infra.started["up_pid"] = os.getpid()
         infra.record()
-        data = args.data or [str(default_corpus(state_dir))]
+        data = [] if args.no_train else args.data or [str(default_corpus(state_dir))]
         return asyncio.run(run_everything(settings, args, data, state_dir))
     finally:
         infra.stop()
