@@ -3,6 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml alembic.ini ./
 COPY shared shared
+COPY introspect introspect
 COPY trainer_svc trainer_svc
 COPY understanding_svc understanding_svc
 COPY selfplay_svc selfplay_svc

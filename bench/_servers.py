@@ -12,7 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import db, servers  # noqa: E402
+from shared import db  # noqa: E402
+from introspect import servers
 
 
 @contextlib.contextmanager

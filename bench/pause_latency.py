@@ -21,10 +21,11 @@ import time
 import msgspec
 from _servers import bench_servers
 
-from shared import bus, events, subjects
-from shared import kv_state as state
-from shared.consumer import Consumer
-from shared.settings import load_settings
+from shared import bus
+from shared.contract import events, subjects
+from shared.bus import kv_state as state
+from shared.bus.consumer import Consumer
+from shared.contract.settings import load_settings
 from understanding_svc.handlers import text_binding
 from understanding_svc.policy import parse_policy
 

@@ -25,8 +25,9 @@ import time
 
 from _servers import bench_servers
 
-from shared import bus, events
-from shared.settings import load_settings
+from shared import bus
+from shared.contract import events
+from shared.contract.settings import load_settings
 from trainer_svc.publisher import BusPublisher
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from _servers import bench_servers
 
-from shared import events
-from shared.settings import load_settings
+from shared.contract import events
+from shared.contract.settings import load_settings
 from trainer_svc.controls import BusControls
 from trainer_svc.options import parse_args
 from trainer_svc.publisher import BusPublisher

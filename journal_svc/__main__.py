@@ -8,9 +8,9 @@ from journal_svc.handlers import journal_bindings
 from journal_svc.writer import JournalWriter
 from journal_svc.writer import create_staging_tables
 from shared.db import create_pool
-from shared.logs import setup_logging
-from shared.service import Service
-from shared.settings import load_settings
+from shared.bus.logs import setup_logging
+from shared.bus.service import Service
+from shared.contract.settings import load_settings
 
 
 async def main() -> None:

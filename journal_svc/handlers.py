@@ -4,8 +4,8 @@ from __future__ import annotations
 from nats.aio.msg import Msg
 
 from journal_svc.writer import JournalWriter
-from shared import events, subjects
-from shared.consumer import Binding
+from shared.contract import events, subjects
+from shared.bus.consumer import Binding
 
 
 def journal_bindings(writer: JournalWriter, batch_size: int | None = None) -> list[Binding]:

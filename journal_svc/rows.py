@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from shared import events
+from shared.contract import events
 
 TABLE_FOR_KIND = {
     "step": "steps", "sample": "samples", "eval": "evals", "checkpoint": "checkpoints",

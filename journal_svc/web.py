@@ -11,7 +11,8 @@ import asyncpg
 from aiohttp import web
 
 from journal_svc import web_render
-from shared import bus, events, subjects
+from shared import bus
+from shared.contract import events, subjects
 
 
 def as_dicts(records) -> list[dict]:

@@ -9,7 +9,7 @@ from collections import defaultdict
 import asyncpg
 
 from journal_svc import rows
-from shared import events
+from shared.contract import events
 
 EVENTS_COLUMNS = ["event_id", "run_id", "step", "ts", "kind", "subject", "payload"]
 

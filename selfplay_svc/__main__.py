@@ -11,11 +11,14 @@ import torch
 from selfplay_svc.handlers import SelfPlay, bindings
 from selfplay_svc.models import ModelCache
 from selfplay_svc.prompts import SHIPPED_PROMPTS
-from shared import bus, kv_state, prompt_store, subjects
+from shared import bus
+from shared.bus import kv_state
+from selfplay_svc import prompt_store
+from shared.contract import subjects
 from shared.db import create_pool
-from shared.logs import setup_logging
-from shared.service import Service
-from shared.settings import load_settings
+from shared.bus.logs import setup_logging
+from shared.bus.service import Service
+from shared.contract.settings import load_settings
 
 
 async def main() -> None:

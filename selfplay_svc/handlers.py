@@ -15,10 +15,13 @@ import asyncio
 import json
 import logging
 
-from shared import bus, control, events, prompt_store, subjects
-from shared import kv_state as state
-from shared.consumer import Binding
-from shared.generate import generate
+from shared import bus
+from shared.bus import control
+from shared.contract import events, subjects
+from selfplay_svc import prompt_store
+from shared.bus import kv_state as state
+from shared.bus.consumer import Binding
+from shared.model.generate import generate
 from selfplay_svc.prompts import DEFAULT_VERSION, build_reflection_prompt
 from selfplay_svc.protocol import MITIGATION_TYPES, is_bias_pause, mitigation_mix, pause_entry
 from selfplay_svc.scoring import score_reflection

@@ -3,19 +3,10 @@ instance downloads a checkpoint once and never needs a shared disk."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import OrderedDict
 from pathlib import Path
 
-from shared.checkpoint import load_model_for_inference
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from shared.model.checkpoint import file_sha256, load_model_for_inference
 
 
 class ModelCache:
@@ -31,7 +22,7 @@ class ModelCache:
         partial = path.with_suffix(".part")
         with open(partial, "wb") as f:  # writeinto streams to disk instead of joining chunks
             await self.store.get(object_name, writeinto=f)
-        if await asyncio.to_thread(sha256_of, partial) != sha256:
+        if await asyncio.to_thread(file_sha256, partial) != sha256:
             partial.unlink()
             raise ValueError(f"checkpoint {object_name} does not match its sha256")
         partial.replace(path)

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 
 from journal_svc.writer import create_staging_tables
-from shared import bus, db, servers
-from shared.settings import load_settings
+from shared import bus, db
+from introspect import servers
+from shared.contract.settings import load_settings
 
 torch_threads = os.environ.setdefault("INTROSPECT_TEST_THREADS", "1")
 

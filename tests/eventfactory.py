@@ -1,8 +1,8 @@
 """One valid example of every event kind, for contract and persistence tests."""
 import msgspec
 
-from shared import events as ev
-from shared.events import new_event_id
+from shared.contract import events as ev
+from shared.contract.events import new_event_id
 
 
 def one_of_each(run_id: str = "r1", step: int = 10) -> list[ev.Event]:
@@ -17,7 +17,7 @@ def one_of_each(run_id: str = "r1", step: int = 10) -> list[ev.Event]:
                                                                       "name": "block.0.mlp"})]),
         ev.Sample(**base(), prompt="Once", text="Once upon a time", mode="greedy"),
         ev.EvalResult(**base(), name="val_bpb", value=1.9),
-        ev.Checkpoint(**base(), object_name=f"{run_id}/{step}.pt", size=123, sha256="ab" * 32),
+        ev.Checkpoint(**base(), object_name=f"{run_id}/step_{step:08d}.pt", size=123, sha256="ab" * 32),
         ev.Status(**base(), state="running"),
         ev.MixChange(**base(), weights={"shakespeare": 0.8, "philosophy": 0.2}),
         ev.Detection(**base(), detector="bias", severity="high", source_event_id="s1",

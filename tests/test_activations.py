@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from shared.events import LayerStats
-from shared.gpt import build_model, config_for_depth
+from shared.contract.events import LayerStats
+from shared.model.gpt import build_model, config_for_depth
 from trainer_svc.activations import activation_stats
 
 torch.set_num_threads(2)

@@ -1,5 +1,5 @@
 """ConceptTracker: a channel that keeps the layer's max |x| at a steady size climbs the tiers."""
-from shared.events import LayerStats
+from shared.contract.events import LayerStats
 from understanding_svc.concepts import ConceptTracker
 
 

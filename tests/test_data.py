@@ -6,7 +6,7 @@ import pytest
 import pyarrow.parquet as pq
 import torch
 
-from shared.tokenizer import BPETokenizer
+from shared.model.tokenizer import BPETokenizer
 from trainer_svc.data import MixedTokenLoader, TextSource, read_documents, split_train_val
 
 WORDS = "the king queen said to be or not that is question of love death night day sword crown".split()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import bus, control
+from shared import bus
+from shared.bus import control
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ class Processes:
                                             stdout=log, stderr=subprocess.STDOUT)
 
     def cli(self, *args) -> str:
-        done = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=self.env,
+        done = subprocess.run([sys.executable, "-m", "introspect", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         return done.stdout

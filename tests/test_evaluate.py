@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from shared.gpt import build_model, config_for_depth
-from shared.tokenizer import BPETokenizer
+from shared.model.gpt import build_model, config_for_depth
+from shared.model.tokenizer import BPETokenizer
 from trainer_svc.evaluate import (centered_accuracy, choice_rows, evaluate_bpb, evaluate_core, run_in_chunks,
                                   summarize_choices)
 

@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from eventfactory import one_of_each
-from shared import bus, control, db, events, subjects
-from shared.settings import ConfigError, load_settings
+from shared import bus, db
+from shared.bus import control
+from shared.contract import events, subjects
+from shared.contract.settings import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,7 +118,7 @@ def test_compose_agrees_with_the_code():
     assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
     assert "-js" in services["nats"]["command"]
     assert services["nats"]["healthcheck"] and services["postgres"]["healthcheck"]
-    known_env = set(__import__("shared.settings", fromlist=["ENV_NAMES"]).ENV_NAMES.values())
+    known_env = set(__import__("shared.contract.settings", fromlist=["ENV_NAMES"]).ENV_NAMES.values())
     for name in ("journal_svc", "understanding_svc", "selfplay_svc", "trainer_svc"):
         assert set(services[name]["environment"]) <= known_env, name
     dockerfile = (ROOT / "Dockerfile").read_text()

@@ -1,8 +1,9 @@
 """The model: shapes, the logit soft-cap, the FLOP estimate, Muon, and generation."""
 import torch
 
-from shared.gpt import GPT, LOGIT_SOFTCAP, config_for_depth, build_model, setup_optimizers, zeropower_via_newtonschulz5
-from shared.generate import generate_ids
+from shared.model.gpt import GPT, LOGIT_SOFTCAP, config_for_depth, build_model
+from trainer_svc.optim import setup_optimizers, zeropower_via_newtonschulz5
+from shared.model.generate import generate_ids
 
 torch.set_num_threads(2)
 

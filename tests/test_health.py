@@ -1,7 +1,7 @@
 """assess_health and ShimmerHistory on per-layer LayerStats, as the trainer publishes them."""
 import math
 
-from shared.events import LayerStats
+from shared.contract.events import LayerStats
 from understanding_svc.health import assess_health, human
 from understanding_svc.shimmer import ShimmerHistory
 

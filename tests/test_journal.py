@@ -8,8 +8,9 @@ from eventfactory import one_of_each
 from journal_svc.handlers import journal_bindings
 from journal_svc.rows import TABLE_FOR_KIND, kind_of
 from journal_svc.writer import JournalWriter
-from shared import bus, events, subjects
-from shared.consumer import Binding, Consumer
+from shared import bus
+from shared.contract import events, subjects
+from shared.bus.consumer import Binding, Consumer
 
 
 async def wait_for(predicate, timeout=10.0):

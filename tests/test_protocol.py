@@ -2,7 +2,7 @@ import msgspec
 import pytest
 
 from selfplay_svc.protocol import is_bias_pause, mitigation_mix, pause_entry
-from shared.events import ControlCommand, Detection
+from shared.contract.events import ControlCommand, Detection
 
 SOURCE = "The story said the man from the village was a criminal because of where he lived."
 

@@ -4,9 +4,9 @@ import random
 import pytest
 import torch
 
-from shared.checkpoint import load_checkpoint, load_model_for_inference
-from shared.events import ControlCommand, StepMetrics
-from shared.generate import generate
+from shared.model.checkpoint import checkpoint_path, load_checkpoint, load_model_for_inference
+from shared.contract.events import ControlCommand, StepMetrics
+from shared.model.generate import generate
 from trainer_svc.options import parse_args
 from trainer_svc.training import EventLog, LocalControls, Trainer
 
@@ -63,15 +63,15 @@ def test_resumed_run_matches_straight_run(tmp_path, optimizer):
     assert sorted(got) == list(range(10, 20))
     for step in got:
         assert got[step] == pytest.approx(expected[step], abs=1e-6), step
-    a = load_checkpoint(tmp_path / "ckpt" / "straight" / "step_0000020.pt")["model"]
-    b = load_checkpoint(tmp_path / "ckpt" / "split" / "step_0000020.pt")["model"]
+    a = load_checkpoint(checkpoint_path(tmp_path / "ckpt" / "straight", 20))["model"]
+    b = load_checkpoint(checkpoint_path(tmp_path / "ckpt" / "split", 20))["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 def test_checkpoint_loads_for_inference(tmp_path):
     Trainer(args_for(tmp_path, "infer", "--steps", "3"), EventLog()).run()
-    model, tokenizer, meta = load_model_for_inference(tmp_path / "ckpt" / "infer" / "step_0000003.pt")
+    model, tokenizer, meta = load_model_for_inference(checkpoint_path(tmp_path / "ckpt" / "infer", 3))
     assert meta["step"] == 3 and meta["run_id"] == "infer" and meta["model_config"]["n_layer"] == 1
-    checkpoint = load_checkpoint(tmp_path / "ckpt" / "infer" / "step_0000003.pt")
+    checkpoint = load_checkpoint(checkpoint_path(tmp_path / "ckpt" / "infer", 3))
     assert {"model", "optimizers", "data", "rng", "tokenizer", "frozen", "meta"} <= set(checkpoint)
     assert isinstance(generate(model, tokenizer, "the king", 4), str)

@@ -10,8 +10,12 @@ from journal_svc.writer import JournalWriter
 from selfplay_svc.handlers import SelfPlay, bindings
 from selfplay_svc.models import ModelCache
 from selfplay_svc.prompts import SHIPPED_PROMPTS, SUPPORTIVE_FRAMING
-from shared import bus, control, events, kv_state, prompt_store, subjects
-from shared.consumer import Consumer
+from shared import bus
+from shared.bus import control, kv_state
+from shared.contract import events, subjects
+from selfplay_svc import prompt_store
+from shared.bus.consumer import Consumer
+from shared.model.checkpoint import object_name
 from test_resume import args_for
 from trainer_svc.training import EventLog, Trainer
 
@@ -57,7 +61,7 @@ async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp
     mixes = await nc.subscribe("control.sp.mix")
 
     async def checkpoint_at(step):
-        name = f"sp/step-{step:08d}.pt"
+        name = object_name("sp", step)
         with open(path, "rb") as f:
             await store.put(name, f)
         await bus.publish(js, events.Checkpoint(event_id=events.new_event_id(), run_id="sp", step=step,
@@ -84,7 +88,7 @@ async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp
                                   ON q.conversation_id = c.conversation_id
                                   WHERE c.conversation_id = 'conv-1'""")
     assert row["question"] == question.body and row["answer"] == reply.answer
-    assert row["checkpoint"] == "sp/step-00000010.pt"
+    assert row["checkpoint"] == object_name("sp", 10)
 
     # a bias pause: the protocol entry, counter-examples gathered, a mix on resume
     text = "Then it said: immigrants are criminals."

@@ -3,9 +3,9 @@ import random
 
 import torch
 
-from shared.generate import generate
-from shared.gpt import build_model, config_for_depth
-from shared.tokenizer import BPETokenizer
+from shared.model.generate import generate
+from shared.model.gpt import build_model, config_for_depth
+from shared.model.tokenizer import BPETokenizer
 
 WORDS = "the king queen said to be or not that is question of love death night day sword crown".split()
 

@@ -6,9 +6,12 @@ import hashlib
 import msgspec
 from nats.micro import add_service
 
-from shared import bus, control, events, servers
+from shared import bus
+from shared.bus import control
+from shared.contract import events
+from introspect import servers
 from test_resume import args_for
-from trainer_svc.__main__ import object_name
+from shared.model.checkpoint import object_name
 from trainer_svc.controls import MONITOR_WHO, BusControls
 from trainer_svc.publisher import BusPublisher
 from trainer_svc.training import Trainer

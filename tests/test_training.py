@@ -5,8 +5,8 @@ import random
 import pytest
 import torch
 
-from shared.checkpoint import load_checkpoint
-from shared.events import (ActivationStats, ControlCommand, EvalResult, MixChange, Sample, Status, StepMetrics,
+from shared.model.checkpoint import checkpoint_path, load_checkpoint
+from shared.contract.events import (ActivationStats, ControlCommand, EvalResult, MixChange, Sample, Status, StepMetrics,
                            decode, encode)
 from trainer_svc.mfu import mfu, peak_flops, device_peak_flops
 from trainer_svc.options import parse_args
@@ -139,7 +139,7 @@ def test_freeze_names_and_rows(tmp_path):
     assert torch.equal(fc[[0, 3]], fc_before[[0, 3]]) and not torch.equal(fc[1], fc_before[1])
     assert torch.equal(params["lm_head.weight"][5], snapshot["lm_head.weight"][5])
     assert not torch.equal(params["lm_head.weight"][6], snapshot["lm_head.weight"][6])
-    frozen = load_checkpoint(tmp_path / "ckpt" / "t" / "step_0000012.pt")["frozen"]
+    frozen = load_checkpoint(checkpoint_path(tmp_path / "ckpt" / "t", 12))["frozen"]
     assert frozen == {"names": ["transformer.h.0.attn.c_q"],
                       "rows": {"transformer.h.0.mlp.c_fc.weight": [0, 3], "lm_head.weight": [5]}}
 

@@ -5,9 +5,11 @@ import asyncio
 import msgspec
 import nats.errors
 
-from shared import bus, control, events, subjects
-from shared.consumer import Consumer
-from shared import kv_state as state
+from shared import bus
+from shared.bus import control
+from shared.contract import events, subjects
+from shared.bus.consumer import Consumer
+from shared.bus import kv_state as state
 from understanding_svc.handlers import activations_binding, text_binding
 from understanding_svc.policy import parse_policy
 

@@ -5,7 +5,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from eventfactory import one_of_each
 from journal_svc.web import make_app
 from journal_svc.writer import JournalWriter
-from shared import events
+from shared.contract import events
 
 
 async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool):

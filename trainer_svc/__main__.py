@@ -10,17 +10,14 @@ import signal
 import sys
 from pathlib import Path
 
-from shared import events
-from shared.logs import setup_logging
-from shared.settings import ConfigError, load_settings
+from shared.contract import events
+from shared.model.checkpoint import object_name
+from shared.bus.logs import setup_logging
+from shared.contract.settings import ConfigError, load_settings
 from trainer_svc.controls import BusControls
 from trainer_svc.options import parse_args
 from trainer_svc.publisher import BusPublisher
 from trainer_svc.training import Trainer
-
-
-def object_name(run_id: str, step: int) -> str:
-    return f"{run_id}/step-{step:08d}.pt"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def register_discovery(nc, settings) -> None:
     from nats.micro import add_service
-    from shared.service import VERSION
+    from shared.bus.service import VERSION
     await add_service(nc, name="trainer_svc", version=VERSION, description="Introspect trainer",
                       metadata={"instance": settings.instance})
 

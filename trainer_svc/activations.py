@@ -11,8 +11,8 @@ from contextlib import nullcontext
 
 import torch
 
-from shared.events import LayerStats
-from shared.gpt import GPT
+from shared.contract.events import LayerStats
+from shared.model.gpt import GPT
 
 
 def summarize(h: torch.Tensor) -> torch.Tensor:

@@ -22,9 +22,11 @@ import msgspec
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from shared import bus, control, events, subjects
-from shared.consumer import dead_letter
-from shared.settings import Settings
+from shared import bus
+from shared.bus import control
+from shared.contract import events, subjects
+from shared.bus.consumer import dead_letter
+from shared.contract.settings import Settings
 from trainer_svc.training import LocalControls
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 
-from shared.tokenizer import BPETokenizer
+from shared.model.tokenizer import BPETokenizer
 
 TEXT_SUFFIXES = {".txt", ".md"}
 

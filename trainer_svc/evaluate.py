@@ -25,7 +25,7 @@ from typing import Callable, Iterable, TypeVar
 
 import torch
 
-from shared.tokenizer import BPETokenizer
+from shared.model.tokenizer import BPETokenizer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

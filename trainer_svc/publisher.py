@@ -15,8 +15,9 @@ from pathlib import Path
 
 import msgspec
 
-from shared import bus, events, subjects
-from shared.settings import Settings
+from shared import bus
+from shared.contract import events, subjects
+from shared.contract.settings import Settings
 from trainer_svc.outbox import Item, Outbox
 
 log = logging.getLogger(__name__)

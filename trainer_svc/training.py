@@ -33,13 +33,14 @@ from typing import Protocol
 import torch
 import torch.distributed as dist
 
-from shared.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, restore_rng_state,
+from shared.model.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, restore_rng_state,
                                save_checkpoint)
-from shared.events import (ActivationStats, ControlCommand, EvalResult, Event, MixChange, Sample,
+from shared.contract.events import (ActivationStats, ControlCommand, EvalResult, Event, MixChange, Sample,
                            Status, StepMetrics, stable_event_id)
-from shared.generate import generate
-from shared.gpt import GPT, GPTConfig, build_model, config_for_depth, setup_optimizers
-from shared.tokenizer import BPETokenizer
+from shared.model.generate import generate
+from shared.model.gpt import GPT, GPTConfig, build_model, config_for_depth
+from trainer_svc.optim import setup_optimizers
+from shared.model.tokenizer import BPETokenizer
 from trainer_svc.activations import activation_stats
 from trainer_svc.data import MixedTokenLoader
 from trainer_svc.evaluate import evaluate_bpb, evaluate_core

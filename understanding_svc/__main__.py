@@ -5,11 +5,12 @@ high-severity findings.
 """
 import asyncio
 
-from shared import bus, subjects
-from shared.logs import setup_logging
-from shared.service import Service
-from shared.settings import load_settings
-from shared import kv_state as state
+from shared import bus
+from shared.contract import subjects
+from shared.bus.logs import setup_logging
+from shared.bus.service import Service
+from shared.contract.settings import load_settings
+from shared.bus import kv_state as state
 from understanding_svc.handlers import activations_binding, text_binding
 from understanding_svc.policy import parse_policy
 

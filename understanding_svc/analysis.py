@@ -1,26 +1,25 @@
 """Run every text detector on one text and return its findings in the shape of a Detection.
 
 The service handler (and a notebook) calls analyse_text on a sample or reflection; each Finding
-maps one-to-one onto shared.events.Detection's fields (detector, severity, span, summary, details),
+maps one-to-one onto shared.contract.events.Detection's fields (detector, severity, span, summary, details),
 so the handler only adds ids and publishes. Motifs need memory across samples: pass the service's
 MotifTracker and the motifs that reach its sample threshold with this text come back as findings.
 """
 from __future__ import annotations
 
-from typing import Literal
 
 import msgspec
 
+from shared.contract.events import Detector, Severity
 from understanding_svc.bias import assess_bias
 from understanding_svc.formatting import FormattingChannel, describe_formatting
 from understanding_svc.loops import find_loops
 from understanding_svc.motifs import MotifTracker
 
-Severity = Literal["low", "medium", "high"]
 
 
 class Finding(msgspec.Struct, frozen=True):
-    detector: Literal["loop", "formatting", "motif", "bias"]
+    detector: Detector
     severity: Severity
     span_start: int
     span_end: int

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Literal
 
 import msgspec
 
+from shared.contract.events import SEVERITIES, Severity
 from understanding_svc import bias_lexicon as lex
 
-Severity = Literal["low", "medium", "high"]
-LEVELS: list[Severity] = ["low", "medium", "high"]
 VADER_NEGATIVE = -0.4  # compound score at or below which a predicate reads negative
 VADER_POSITIVE = 0.4
 MAX_PREDICATE_WORDS = 14
@@ -310,7 +308,7 @@ def _partial(level: Severity, claim: _Claim, reason: str) -> tuple[Severity, str
 
 
 def _down(level: Severity, steps: int = 1) -> Severity:
-    return LEVELS[max(0, LEVELS.index(level) - steps)]
+    return SEVERITIES[max(0, SEVERITIES.index(level) - steps)]
 
 
 # --- context that lowers it --------------------------------------------------------------------

@@ -21,13 +21,13 @@ from typing import Literal
 
 import msgspec
 
-from shared.events import LayerStats
+from shared.contract.events import LayerStats
 
 Tier = Literal["forming", "maturing", "candidate_to_freeze"]
 
 
 class Feature(msgspec.Struct):
-    name: str  # "<layer name>:<channel>", as in shared.events.Concept.feature
+    name: str  # "<layer name>:<channel>", as in shared.contract.events.Concept.feature
     layer_name: str
     channel: int
     first_step: int

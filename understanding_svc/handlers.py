@@ -11,14 +11,16 @@ import logging
 
 import msgspec
 
-from shared import bus, control, events, subjects
-from shared.consumer import Binding
-from shared import kv_state as state
+from shared import bus
+from shared.bus import control
+from shared.contract import events, subjects
+from shared.bus.consumer import Binding
+from shared.bus import kv_state as state
 from understanding_svc.analysis import Finding, analyse_text
 from understanding_svc.concepts import ConceptTracker
 from understanding_svc.health import assess_health
 from understanding_svc.motifs import MotifTracker
-from understanding_svc.policy import RANK, pauses
+from understanding_svc.policy import pauses
 from understanding_svc.shimmer import ShimmerHistory
 
 log = logging.getLogger("understanding_svc")
@@ -50,7 +52,7 @@ def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
             await bus.publish(js, d)
         pausing = [d for d in detections if pauses(policy, d.detector, d.severity)]
         if pausing:  # one pause per source event, for its most severe finding
-            worst = max(pausing, key=lambda d: RANK[d.severity])
+            worst = max(pausing, key=lambda d: events.severity_rank(d.severity))
             cmd = control.command(event.run_id, "pause", step=event.step, who="understanding_svc",
                                   reason=f"{worst.detector} {worst.severity}: {worst.summary}"[:500],
                                   detection_id=worst.event_id,

@@ -15,7 +15,7 @@ from typing import Literal
 
 import msgspec
 
-from shared.events import LayerStats
+from shared.contract.events import LayerStats
 
 Status = Literal["healthy", "needs_attention", "unstable"]
 Focus = Literal["early", "late", "balanced"]
@@ -24,7 +24,7 @@ Focus = Literal["early", "late", "balanced"]
 class HealthReport(msgspec.Struct, frozen=True):
     status: Status
     focus: Focus
-    norms: list[float]  # per layer (by index) RMS of the residual stream, as in shared.events.Health
+    norms: list[float]  # per layer (by index) RMS of the residual stream, as in shared.contract.events.Health
     max_abs: list[float]  # per layer largest |activation|
     layers: list[int]  # the layer index of each entry above
     notes: list[str] = []

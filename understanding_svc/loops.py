@@ -23,8 +23,9 @@ import msgspec
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from shared.contract.events import Severity
+
 Level = Literal["char", "word", "line"]
-Severity = Literal["low", "medium", "high"]
 
 MAX_PERIOD = {"char": 24, "line": 16, "word": 64}  # word: a 200-char sentence is ~40 words
 LEVEL_BONUS = {"line": 1.10, "word": 1.05, "char": 1.0}  # tie-break for the same stretch

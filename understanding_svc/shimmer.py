@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from shared.events import LayerStats
+from shared.contract.events import LayerStats
 from understanding_svc.health import layer_norms
 
 
@@ -21,7 +21,7 @@ class ShimmerPoint(msgspec.Struct, frozen=True):
     step: int
     since_step: int  # the interval it is compared with
     layers: list[int]  # layer index of each entry in per_layer
-    per_layer: list[float]  # |rms_now - rms_before| / rms_before, as in shared.events.Shimmer
+    per_layer: list[float]  # |rms_now - rms_before| / rms_before, as in shared.contract.events.Shimmer
     mean: float
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from shared import bus, events
+from shared import bus
+from shared.contract import events
 
 
 async def seed_prompts(pool: asyncpg.Pool, prompts: dict[str, str]) -> None:

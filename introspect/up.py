@@ -6,10 +6,11 @@ import os
 import signal
 from pathlib import Path
 
-from shared import bus, subjects
+from shared import bus
+from shared.contract import subjects
 from shared.db import create_pool
-from shared.launcher import SERVICES, Children, Infrastructure
-from shared.settings import Settings
+from introspect.launcher import SERVICES, Children, Infrastructure
+from shared.contract.settings import Settings
 
 # A short run should still show every kind of event: evals, samples, activations, checkpoints.
 DEMO_INTERVALS = ["--eval-every", "50", "--sample-every", "25", "--activations-every", "20",
@@ -32,7 +33,7 @@ def up(settings: Settings, args) -> int:
 
 
 def default_corpus(state_dir: Path) -> Path:
-    from shared.corpus import fetch_default_corpus
+    from introspect.corpus import fetch_default_corpus
     return fetch_default_corpus(state_dir / "corpus")
 
 

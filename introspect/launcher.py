@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared import db, servers
-from shared.settings import Settings
+from shared import db
+from introspect import servers
+from shared.contract.settings import Settings
 
 SERVICES = ["journal_svc", "understanding_svc", "selfplay_svc"]
 

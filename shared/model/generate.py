@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from shared.gpt import GPT
-from shared.tokenizer import BPETokenizer
+from shared.model.gpt import GPT
+from shared.model.tokenizer import BPETokenizer
 
 
 def next_token(logits: torch.Tensor, temperature: float, top_k: int | None,

@@ -18,7 +18,7 @@ STREAMS: dict[str, list[str]] = {
 }
 
 CONTROL_BUCKET = "run_state"  # KV: run id -> DesiredState
-CHECKPOINT_BUCKET = "checkpoints"  # object store: <run>/<step>.pt
+CHECKPOINT_BUCKET = "checkpoints"  # object store, keys from shared.model.checkpoint.object_name
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from shared.gpt import GPT, GPTConfig
-from shared.tokenizer import BPETokenizer
+from shared.model.gpt import GPT, GPTConfig
+from shared.model.tokenizer import BPETokenizer
 
 FORMAT_VERSION = 1
 
@@ -88,11 +88,21 @@ def load_model_for_inference(path: str | Path, device: str | torch.device = "cpu
     return model, tokenizer, meta
 
 
+def checkpoint_filename(step: int) -> str:
+    """The one name of a step's checkpoint, on disk and in the object store (sorts by step)."""
+    return f"step_{step:08d}.pt"
+
+
 def latest_checkpoint(directory: str | Path) -> Path | None:
-    """Newest `step_*.pt` in a run's checkpoint directory (names sort by step)."""
+    """Newest checkpoint in a run's checkpoint directory."""
     found = sorted(Path(directory).glob("step_*.pt"))
     return found[-1] if found else None
 
 
 def checkpoint_path(directory: str | Path, step: int) -> Path:
-    return Path(directory) / f"step_{step:07d}.pt"
+    return Path(directory) / checkpoint_filename(step)
+
+
+def object_name(run_id: str, step: int) -> str:
+    """The checkpoint's key in the NATS object store: `<run>/<file name>`."""
+    return f"{run_id}/{checkpoint_filename(step)}"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from shared import bus, events
-from shared.subjects import check_run_id
+from shared import bus
+from shared.contract import events
+from shared.contract.subjects import check_run_id
 
 STATE_FOR_ACTION = {"pause": "paused", "resume": "running", "stop": "stopped"}
 

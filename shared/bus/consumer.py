@@ -23,8 +23,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared import events, subjects
-from shared.settings import Settings
+from shared.contract import events, subjects
+from shared.contract.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,22 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from typing import Literal, Union
+from typing import Literal, Union, get_args
 
 import msgspec
 
 SCHEMA_VERSION = 1
 
 Severity = Literal["low", "medium", "high"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # in rising order
+Detector = Literal["loop", "formatting", "motif", "bias"]
+DETECTORS: tuple[Detector, ...] = get_args(Detector)
+
+
+def severity_rank(severity: Severity) -> int:
+    """0 for low, 1 for medium, 2 for high: compare severities by rank."""
+    return SEVERITIES.index(severity)
+
 RunState = Literal["running", "paused", "stopped"]
 
 
@@ -110,7 +119,7 @@ class MixChange(Event, kw_only=True, tag="mix"):
 # --- understanding_svc -----------------------------------------------------------------------
 
 class Detection(Event, kw_only=True, tag="detection"):
-    detector: Literal["loop", "formatting", "motif", "bias"]
+    detector: Detector
     severity: Severity
     source_event_id: str
     source_subject: str

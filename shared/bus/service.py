@@ -16,8 +16,8 @@ import nats.errors
 from nats.micro import add_service
 
 from shared import bus
-from shared.consumer import Binding, Consumer
-from shared.settings import Settings
+from shared.bus.consumer import Binding, Consumer
+from shared.contract.settings import Settings
 
 VERSION = "0.1.0"
 

@@ -19,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from shared import bus, control, events, subjects
-from shared.db import fetch_if_reachable, last_step
-from shared.settings import ConfigError, load_settings
+from shared import bus
+from shared.bus import control
+from shared.contract import events, subjects
+from introspect.journal_queries import fetch_if_reachable, last_step
+from shared.contract.settings import ConfigError, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +156,7 @@ async def ask(settings, args) -> None:
 
 async def prompt_command(settings, args) -> None:
     from shared.db import create_pool
-    from shared.prompt_store import list_prompts, set_reflect_every, use_prompt
+    from selfplay_svc.prompt_store import list_prompts, set_reflect_every, use_prompt
     pool = await create_pool(settings.database_url)
     try:
         if args.prompt_command == "list":
@@ -174,7 +176,7 @@ async def prompt_command(settings, args) -> None:
 
 
 async def status(settings) -> None:
-    from shared.servers import host_port, reachable
+    from introspect.servers import host_port, reachable
     for name, url, port in (("nats", settings.nats_url, 4222), ("postgres", settings.database_url, 5432)):
         host, p = host_port(url, port)
         print(f"{name:<9} {host}:{p}  {'up' if reachable(host, p) else 'DOWN'}")
@@ -213,10 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as err:
         raise SystemExit(f"configuration error: {err}") from None
     if args.command == "up":
-        from shared.up import up
+        from introspect.up import up
         sys.exit(up(settings, args))
     if args.command == "down":
-        from shared.launcher import stop_recorded
+        from introspect.launcher import stop_recorded
         print("\n".join(stop_recorded(Path(settings.state_dir))) or "nothing to stop")
         return
     commands = {

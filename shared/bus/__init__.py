@@ -1,4 +1,5 @@
-"""The NATS side of every service: connect, provision streams and buckets, publish events.
+"""The bus kit. This module: connect, provision streams and buckets, publish events; beside it the
+consumer helper, the service life, run control, per-run KV state and structured logs.
 
 Streams use file storage, limits retention (several services read the same subjects) and a
 duplicate window, so an event re-published with the same `Nats-Msg-Id` is stored once.
@@ -13,8 +14,8 @@ from nats.js.api import (DiscardPolicy, KeyValueConfig, ObjectStoreConfig, Reten
                          StorageType, StreamConfig)
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from shared import events, subjects
-from shared.settings import Settings
+from shared.contract import events, subjects
+from shared.contract.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,3 @@
+from introspect.cli import main
+
+main()

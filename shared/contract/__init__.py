@@ -1,0 +1,1 @@
+"""The contract between services: event schemas, subject names, settings. Change with care."""
