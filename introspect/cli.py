@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
+
 from shared import bus
 from shared.bus import control
 from shared.contract import events, subjects
@@ -90,11 +92,11 @@ async def connect(settings):
     return nc, js
 
 
-async def send_command(settings, args, action: str, params: dict | None = None) -> None:
+async def send_command(settings, args, order: events.Order) -> None:
     nc, js = await connect(settings)
-    cmd = control.command(subjects.check_run_id(args.run), action, reason=args.reason,
-                          who=getattr(args, "who", "human"), note=getattr(args, "note", ""),
-                          params=params or {})
+    action = order.__struct_config__.tag
+    cmd = control.command(subjects.check_run_id(args.run), order, reason=args.reason,
+                          who=getattr(args, "who", "human"), note=getattr(args, "note", ""))
     await control.send(js, await bus.control_bucket(js, settings), cmd)
     if cmd.note:  # a human's resume note belongs in the journal as their own words
         await bus.publish(js, events.JournalEntry(
@@ -106,7 +108,23 @@ async def send_command(settings, args, action: str, params: dict | None = None) 
     await nc.close()
 
 
-def parse_mix(sources: list[str]) -> dict:
+def checked(order_type: type, fields: dict, what: str) -> events.Order:
+    """The command's arguments, validated here as the trainer will validate them."""
+    try:
+        return msgspec.convert(fields, order_type)
+    except msgspec.ValidationError as err:
+        raise SystemExit(f"{what}: {err}") from None
+
+
+def parse_freeze(names: list[str], rows: str) -> events.Freeze:
+    try:
+        decoded = json.loads(rows)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"freeze --rows: not JSON ({err})") from None
+    return checked(events.Freeze, {"names": names, "rows": decoded}, "freeze --rows")
+
+
+def parse_mix(sources: list[str]) -> events.Mix:
     weights, paths = {}, {}
     for source in sources:
         try:
@@ -115,7 +133,7 @@ def parse_mix(sources: list[str]) -> dict:
             weights[name], paths[name] = float(weight), str(Path(path).resolve())
         except ValueError:
             raise SystemExit(f"mix: {source!r} is not NAME=PATH:WEIGHT") from None
-    return {"weights": weights, "paths": paths}
+    return checked(events.Mix, {"weights": weights, "paths": paths}, "mix")
 
 
 async def write_entry(settings, args) -> None:
@@ -223,12 +241,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     commands = {
         "status": lambda: status(settings),
-        "pause": lambda: send_command(settings, args, "pause"),
-        "resume": lambda: send_command(settings, args, "resume"),
-        "stop": lambda: send_command(settings, args, "stop"),
-        "freeze": lambda: send_command(settings, args, "freeze",
-                                       {"names": args.names, "rows": json.loads(args.rows)}),
-        "mix": lambda: send_command(settings, args, "mix", parse_mix(args.sources)),
+        "pause": lambda: send_command(settings, args, events.Pause()),
+        "resume": lambda: send_command(settings, args, events.Resume()),
+        "stop": lambda: send_command(settings, args, events.Stop()),
+        "freeze": lambda: send_command(settings, args, parse_freeze(args.names, args.rows)),
+        "mix": lambda: send_command(settings, args, parse_mix(args.sources)),
         "journal": lambda: write_entry(settings, args),
         "ask": lambda: ask(settings, args),
         "prompt": lambda: prompt_command(settings, args),

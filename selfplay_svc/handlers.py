@@ -114,9 +114,9 @@ class SelfPlay:
         texts = protocol.get("texts", [])
         if not texts:
             return
-        mix = control.command(resume.run_id, "mix", step=resume.step, who="selfplay_svc",
-                              reason="bias protocol: human counter-examples and explanations",
-                              params=mitigation_mix(texts, resume.run_id, MITIGATION_WEIGHT))
+        mix = control.command(resume.run_id, mitigation_mix(texts, MITIGATION_WEIGHT), step=resume.step,
+                              who="selfplay_svc",
+                              reason="bias protocol: human counter-examples and explanations")
         await control.send(self.js, self.kv, mix)
         await bus.publish(self.js, events.JournalEntry(
             event_id=events.stable_event_id("mitigation", resume.event_id), run_id=resume.run_id,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contract.events import ControlCommand, Mix, Pause
+
 CONTEXT_CHARS = 120  # characters of source text shown either side of the matched span
 MITIGATION_SOURCE = "mitigation"
 MITIGATION_TYPES = ("counter_example", "explanation")
@@ -76,23 +78,16 @@ def pause_entry(detection: Any, run_id: str, step: int, source_text: str | None 
     return title, "\n\n".join(parts)
 
 
-def is_bias_pause(command: Any) -> bool:
-    """A pause command caused by the bias detector (named in its reason or its params)."""
-    if field(command, "action") != "pause":
-        return False
-    params = field(command, "params") or {}
-    return params.get("detector") == "bias" or "bias" in (field(command, "reason") or "").lower()
+def is_bias_pause(command: ControlCommand) -> bool:
+    """A pause that the bias detector caused, by its typed cause (never by the words of a reason)."""
+    cause = getattr(command.args, "cause", None)
+    return isinstance(command.args, Pause) and cause is not None and cause.detector == "bias"
 
 
-def mitigation_mix(texts: list[str], run_id: str, weight: float) -> dict:
-    """Params of the "mix" ControlCommand that adds the mitigation texts as a data source."""
+def mitigation_mix(texts: list[str], weight: float) -> Mix:
+    """The "mix" order that adds the mitigation texts as a data source."""
     if not texts:
         raise ValueError("no mitigation texts to mix in")
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"mitigation weight must be in (0, 1], got {weight}")
-    return {
-        "weights": {MITIGATION_SOURCE: weight},
-        "texts": {MITIGATION_SOURCE: list(texts)},
-        "run_id": run_id,
-        "reason": f"bias protocol: {len(texts)} human counter-examples and explanations",
-    }
+    return Mix(weights={MITIGATION_SOURCE: weight}, texts={MITIGATION_SOURCE: list(texts)})

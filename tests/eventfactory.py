@@ -30,5 +30,7 @@ def one_of_each(run_id: str = "r1", step: int = 10) -> list[ev.Event]:
         ev.Reply(**base(), conversation_id="c1", question_event_id="q1", question="How?",
                  answer="Well", checkpoint="r1/10.pt", checkpoint_sha256="cd" * 32),
         ev.JournalEntry(**base(), author="human", body="A note"),
-        ev.ControlCommand(**base(), action="pause", reason="bias high", who="understanding_svc"),
+        ev.ControlCommand(**base(), args=ev.Pause(cause=ev.PauseCause(
+            detector="bias", severity="high", detection_id="d1", source_event_id="s1")),
+            reason="bias high", who="understanding_svc"),
     ]

@@ -90,13 +90,13 @@ async def test_pause_for_a_detection_is_sent_once_and_resume_clears_it(nc, setti
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
     seen = await js.pull_subscribe("control.r9.>", stream="CONTROL")
-    pause = control.command("r9", "pause", reason="bias high", who="understanding_svc",
-                            detection_id="det-1")
+    cause = events.PauseCause(detector="bias", severity="high", detection_id="det-1", source_event_id="s")
+    pause = control.command("r9", events.Pause(cause=cause), reason="bias high", who="understanding_svc")
     assert await control.send(js, kv, pause)
-    assert not await control.send(js, kv, control.command("r9", "pause", detection_id="det-1"))
+    assert not await control.send(js, kv, control.command("r9", events.Pause(cause=cause)))
     state, _ = await control.read_state(kv, "r9")
     assert (state.state, state.detection_id) == ("paused", "det-1")
-    assert await control.send(js, kv, control.command("r9", "resume", note="context checked"))
+    assert await control.send(js, kv, control.command("r9", events.Resume(), note="context checked"))
     state, _ = await control.read_state(kv, "r9")
     assert state.state == "running"
     msgs = await seen.fetch(5, timeout=2)

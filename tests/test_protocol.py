@@ -2,7 +2,7 @@ import msgspec
 import pytest
 
 from selfplay_svc.protocol import is_bias_pause, mitigation_mix, pause_entry
-from shared.contract.events import ControlCommand, Detection
+from shared.contract.events import ControlCommand, Detection, Pause, PauseCause, Resume, decode, encode
 
 SOURCE = "The story said the man from the village was a criminal because of where he lived."
 
@@ -39,20 +39,26 @@ def cmd(**kw):
     return ControlCommand(event_id="c", run_id="r1", step=1, **kw)
 
 
-def test_is_bias_pause():
-    assert is_bias_pause(cmd(action="pause", reason="bias detection (high)"))
-    assert is_bias_pause(cmd(action="pause", params={"detector": "bias"}))
-    assert is_bias_pause({"action": "pause", "reason": "", "params": {"detector": "bias"}})
-    assert not is_bias_pause(cmd(action="pause", reason="loop detection"))
-    assert not is_bias_pause(cmd(action="resume", reason="bias reviewed"))
+def cause(detector):
+    return PauseCause(detector=detector, severity="high", detection_id="d", source_event_id="s")
 
 
-def test_mitigation_mix_params():
-    params = mitigation_mix(["a", "b"], "r1", 0.05)
-    assert params["weights"] == {"mitigation": 0.05}
-    assert params["texts"] == {"mitigation": ["a", "b"]}
-    ControlCommand(event_id="m", run_id="r1", step=1, action="mix", params=params)  # fits the contract
+def test_a_pause_caused_by_the_bias_detector_starts_the_protocol():
+    assert is_bias_pause(cmd(args=Pause(cause=cause("bias")), reason="anything"))
+
+
+def test_a_human_pause_that_mentions_bias_is_not_a_bias_pause():
+    assert not is_bias_pause(cmd(args=Pause(), reason="check bias"))
+    assert not is_bias_pause(cmd(args=Pause(cause=cause("loop")), reason="bias? no, a loop"))
+    assert not is_bias_pause(cmd(args=Resume(), reason="bias reviewed"))
+
+
+def test_mitigation_mix_is_a_typed_mix_order():
+    mix = mitigation_mix(["a", "b"], 0.05)
+    assert mix.weights == {"mitigation": 0.05} and mix.texts == {"mitigation": ["a", "b"]}
+    command = ControlCommand(event_id="m", run_id="r1", step=1, args=mix)
+    assert decode(encode(command)) == command  # fits the contract
     with pytest.raises(ValueError):
-        mitigation_mix([], "r1", 0.05)
+        mitigation_mix([], 0.05)
     with pytest.raises(ValueError):
-        mitigation_mix(["a"], "r1", 0.0)
+        mitigation_mix(["a"], 0.0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from shared.model.checkpoint import checkpoint_path, load_checkpoint, load_model_for_inference
-from shared.contract.events import ControlCommand, StepMetrics
+from shared.contract.events import ControlCommand, StepMetrics, Stop
 from shared.model.generate import generate
 from trainer_svc.options import parse_args
 from trainer_svc.training import EventLog, LocalControls, Trainer
@@ -45,7 +45,7 @@ def test_resumed_run_matches_straight_run(tmp_path, optimizer):
     def emit(event):
         first(event)
         if isinstance(event, StepMetrics) and event.step == 9:
-            controls.send(ControlCommand(event_id="stop", run_id="split", step=9, action="stop"))
+            controls.send(ControlCommand(event_id="stop", run_id="split", step=9, args=Stop()))
 
     checkpoints = []
     trainer = Trainer(args_for(tmp_path, "split", "--optimizer", optimizer), emit, controls,

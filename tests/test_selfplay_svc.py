@@ -102,9 +102,11 @@ async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp
     await bus.publish(js, sample)
     await bus.publish(js, detection)
     await wait_row(pool, "SELECT 1 FROM detections WHERE event_id = $1", detection.event_id)
-    await control.send(js, kv, control.command("sp", "pause", step=12, who="understanding_svc",
-                                               reason="bias high", detection_id=detection.event_id,
-                                               params={"detector": "bias"}))
+    await control.send(js, kv, control.command(
+        "sp", events.Pause(cause=events.PauseCause(detector="bias", severity="high",
+                                                   detection_id=detection.event_id,
+                                                   source_event_id=sample.event_id)),
+        step=12, who="understanding_svc", reason="bias high"))
     entry = await wait_row(pool, "SELECT title, body FROM journal_entries WHERE run_id = 'sp' "
                                  "AND author = 'system' AND entry_type = 'protocol'")
     assert "working as intended" in entry["body"] and "immigrants are criminals" in entry["body"]
@@ -116,9 +118,9 @@ async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp
         if protocol.get("texts"):
             break
         await asyncio.sleep(0.1)
-    await control.send(js, kv, control.command("sp", "resume", note="context added", who="human"))
+    await control.send(js, kv, control.command("sp", events.Resume(), note="context added", who="human"))
     mix = events.decode((await mixes.next_msg(timeout=15)).data)
-    assert mix.action == "mix" and mix.params["texts"]["mitigation"] == [counter]
+    assert mix.action == "mix" and mix.args.texts["mitigation"] == [counter]
 
     # the run switches to prompt v1.4 and reflects every 20 steps: step 30 is skipped, 40 is not;
     # that reflection is framed supportively, and says so

@@ -43,7 +43,7 @@ class Running:
     async def __aexit__(self, *exc):
         if not self.task.done():
             self.controls.send(events.ControlCommand(event_id="teardown", run_id="x", step=-1,
-                                                     action="stop"))
+                                                     args=events.Stop()))
         await asyncio.wait([self.task], timeout=30)
         await asyncio.to_thread(self.publisher.close)
 
@@ -59,7 +59,7 @@ async def statuses(sub, wanted, timeout=30):
 async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settings, tmp_path):
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
-    await control.send(js, kv, control.command("t1", "pause", reason="paused before start"))
+    await control.send(js, kv, control.command("t1", events.Pause(), reason="paused before start"))
     status = await nc.subscribe("train.t1.status")
     args, publisher, controls, on_checkpoint = wire(settings, tmp_path, "t1")
     publisher.start()
@@ -68,16 +68,16 @@ async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settin
     async with Running(trainer, publisher, controls) as running:
         assert (await statuses(status, "paused"))[-1] == "paused"
         assert trainer.step == 0  # the pause held from the first step boundary
-        await control.send(js, kv, control.command("t1", "resume", note="go on"))
+        await control.send(js, kv, control.command("t1", events.Resume(), note="go on"))
         await statuses(status, "running")
-        await control.send(js, kv, control.command("t1", "freeze",
-                                                   params={"names": ["transformer.h.0.mlp"]}))
+        await control.send(js, kv, control.command(
+            "t1", events.Freeze(names=["transformer.h.0.mlp"])))
         await statuses(status, "running")
         await js.publish("control.t1.mix", b'{"kind": "command", "nonsense": true}')
         dlq = await js.pull_subscribe("dlq.trainer_svc", stream="DLQ")
         dead = (await dlq.fetch(1, timeout=5))[0]
         assert "control message rejected" in dead.headers["Introspect-Error"]
-        await control.send(js, kv, control.command("t1", "stop", reason="enough"))
+        await control.send(js, kv, control.command("t1", events.Stop(), reason="enough"))
         assert await running.task == "stopped"
     assert trainer.frozen["names"] == ["transformer.h.0.mlp"]
     # checkpoints of the pause and the stop are in the object store and match their events
@@ -136,7 +136,7 @@ async def test_trainer_pauses_itself_without_a_monitor_and_resumes_when_one_is_b
         assert desired.who == MONITOR_WHO and "understanding_svc" in desired.reason
         monitor = await add_service(nc, name="understanding_svc", version="0.1.0")
         await statuses(status, "running")
-        await control.send(js, kv, control.command("t3", "stop"))
+        await control.send(js, kv, control.command("t3", events.Stop()))
         assert await running.task == "stopped"
         await monitor.stop()
 

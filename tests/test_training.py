@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from shared.model.checkpoint import checkpoint_path, load_checkpoint
-from shared.contract.events import (ActivationStats, ControlCommand, EvalResult, MixChange, Sample, Status, StepMetrics,
-                           decode, encode)
+from shared.contract.events import (ActivationStats, ControlCommand, EvalResult, Freeze, Mix, MixChange, Pause, Resume,
+                                    Sample, Status, StepMetrics, Stop,
+                                    decode, encode)
 from trainer_svc.mfu import mfu, peak_flops, device_peak_flops
 from trainer_svc.options import parse_args
 from trainer_svc.schedule import lr_multiplier
@@ -33,9 +34,10 @@ def args_for(tmp_path, *extra, steps=12):
         "--eval-tokens", "256", "--no-progress", "--out-dir", str(tmp_path / "ckpt"), *extra])
 
 
-def command(action, **params):
-    return ControlCommand(event_id=f"{action}-{random.random()}", run_id="t", step=0, action=action,
-                          reason=f"test {action}", params=params)
+def command(action, **fields):
+    order = {"pause": Pause, "resume": Resume, "stop": Stop, "freeze": Freeze, "mix": Mix}[action]
+    return ControlCommand(event_id=f"{action}-{random.random()}", run_id="t", step=0,
+                          args=order(**fields), reason=f"test {action}")
 
 
 def scripted(controls, at_step):

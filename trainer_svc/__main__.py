@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop_on_signal(signum, frame):  # checkpoint and exit at the next step boundary
         controls.send(events.ControlCommand(event_id=events.new_event_id(), run_id=args.run_id,
-                                            step=-1, action="stop", reason="SIGTERM", who="trainer_svc"))
+                                            step=-1, args=events.Stop(), reason="SIGTERM", who="trainer_svc"))
 
     signal.signal(signal.SIGTERM, stop_on_signal)
     try:

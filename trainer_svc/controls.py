@@ -3,8 +3,8 @@
 - pause/resume/stop come from the run's desired state in the control KV bucket, read first at
   start (a pause issued while the trainer was down still holds) and then polled;
 - freeze/mix come from a durable consumer on `control.<run>.{freeze,mix}`, so none is missed
-  while the trainer is down; inline mix texts (the bias protocol's counter-examples) are written
-  to a file under the run folder and joined as a data source;
+  while the trainer is down; inline mix texts (the bias protocol's counter-examples) join as an
+  in-memory source (they are data, never file names);
 - with `--require-monitor` the trainer pauses itself when no understanding_svc instance answered
   service discovery for `--monitor-timeout` seconds, and resumes when one is back.
 Everything here runs on the publisher's event loop; the training thread only calls `poll()` and
@@ -30,7 +30,7 @@ from shared.contract.settings import Settings
 from trainer_svc.training import LocalControls
 
 log = logging.getLogger(__name__)
-ACTION_FOR_STATE = {"paused": "pause", "running": "resume", "stopped": "stop"}
+ORDER_FOR_STATE = {"paused": events.Pause, "running": events.Resume, "stopped": events.Stop}
 MONITOR_WHO = "trainer_svc:monitor"
 
 
@@ -68,8 +68,7 @@ class BusControls(LocalControls):
             return
         self.send(events.ControlCommand(
             event_id=desired.command_id or events.new_event_id(), run_id=self.run_id, step=-1,
-            action=ACTION_FOR_STATE[desired.state], reason=desired.reason, who=desired.who,
-            detection_id=desired.detection_id))
+            args=ORDER_FOR_STATE[desired.state](), reason=desired.reason, who=desired.who))
 
     async def watch_state(self) -> None:
         while True:
@@ -93,24 +92,10 @@ class BusControls(LocalControls):
             for msg in msgs:
                 try:
                     command = events.decode(msg.data)
-                    self.send(self.with_local_texts(command))
+                    self.send(command)
                 except (msgspec.ValidationError, msgspec.DecodeError, OSError) as err:
                     await dead_letter(self.js, "trainer_svc", msg, f"control message rejected: {err}")
                 await msg.ack()
-
-    def with_local_texts(self, command: events.ControlCommand) -> events.ControlCommand:
-        """Inline mix texts become a local file the data loader can read (no shared disk)."""
-        texts = command.params.get("texts") if command.action == "mix" else None
-        if not texts:
-            return command
-        paths = dict(command.params.get("paths", {}))
-        for name, items in texts.items():
-            path = self.run_dir / "mix" / f"{name}-{command.event_id[:12]}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("\n\n".join(items) + "\n")
-            paths[name] = str(path)
-        params = {k: v for k, v in command.params.items() if k != "texts"} | {"paths": paths}
-        return msgspec.structs.replace(command, params=params)
 
     async def monitor_alive(self) -> bool:
         try:
@@ -129,11 +114,11 @@ class BusControls(LocalControls):
                 last_seen = time.monotonic()
                 if self_paused:
                     await control.send(self.js, self.kv, control.command(
-                        self.run_id, "resume", who=MONITOR_WHO, reason="understanding_svc is back"))
+                        self.run_id, events.Resume(), who=MONITOR_WHO, reason="understanding_svc is back"))
             elif time.monotonic() - last_seen > self.monitor_timeout and not (
                     desired and desired.state == "paused"):
                 reason = f"no understanding_svc instance alive for {self.monitor_timeout:.0f} s"
                 log.warning("pausing: monitor missing", extra={"reason": reason})
                 await control.send(self.js, self.kv, control.command(
-                    self.run_id, "pause", who=MONITOR_WHO, reason=reason))
+                    self.run_id, events.Pause(), who=MONITOR_WHO, reason=reason))
             await asyncio.sleep(min(2.0, self.monitor_timeout / 3))

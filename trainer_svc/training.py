@@ -459,8 +459,7 @@ class Trainer:
 
     def apply_freeze(self, command: ControlCommand) -> None:
         params = dict(self.model.named_parameters())
-        names = list(command.params.get("names", []))
-        rows = {k: [int(r) for r in v] for k, v in command.params.get("rows", {}).items()}
+        names, rows = command.args.names, command.args.rows
         try:
             for prefix in names:
                 if not any(matches_prefix(n, prefix) for n in params):
@@ -473,19 +472,18 @@ class Trainer:
         self.frozen["names"] = sorted(set(self.frozen["names"]) | set(names))
         for name, indices in rows.items():
             self.frozen["rows"][name] = sorted(set(self.frozen["rows"].get(name, [])) | set(indices))
-        self.status("running", f"froze {command.params}"[:500], command_id=command.event_id)
+        self.status("running", f"froze names={names} rows={rows}"[:500], command_id=command.event_id)
 
     def apply_mix(self, command: ControlCommand) -> None:
-        weights = {k: float(v) for k, v in command.params.get("weights", {}).items()}
-        paths = dict(command.params.get("paths", {}))
+        mix = command.args
         added = []
         try:
-            for name, path in paths.items():
+            for name, path_or_texts in {**mix.paths, **mix.texts}.items():
                 if name not in self.loader.sources:
-                    self.loader.add_source(name, path, weights.get(name, 1.0))
+                    self.loader.add_source(name, path_or_texts, mix.weights.get(name, 1.0))
                     added.append(name)
                     self.loader.prepare(name)
-            self.loader.set_weights(weights)
+            self.loader.set_weights(mix.weights)
         except (OSError, ValueError, KeyError) as error:
             for name in added:
                 self.loader.remove_source(name)

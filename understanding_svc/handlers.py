@@ -53,10 +53,12 @@ def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
         pausing = [d for d in detections if pauses(policy, d.detector, d.severity)]
         if pausing:  # one pause per source event, for its most severe finding
             worst = max(pausing, key=lambda d: events.severity_rank(d.severity))
-            cmd = control.command(event.run_id, "pause", step=event.step, who="understanding_svc",
-                                  reason=f"{worst.detector} {worst.severity}: {worst.summary}"[:500],
-                                  detection_id=worst.event_id,
-                                  params={"detector": worst.detector, "source_event_id": event.event_id})
+            cause = events.PauseCause(detector=worst.detector, severity=worst.severity,
+                                      detection_id=worst.event_id, source_event_id=event.event_id,
+                                      summary=worst.summary[:500])
+            cmd = control.command(event.run_id, events.Pause(cause=cause), step=event.step,
+                                  who="understanding_svc",
+                                  reason=f"{worst.detector} {worst.severity}: {worst.summary}"[:500])
             if await control.send(js, kv, cmd):
                 log.warning("paused run", extra={"run": event.run_id, "detection": worst.event_id})
 

@@ -28,12 +28,13 @@ async def read_state(kv, run_id: str) -> tuple[events.DesiredState | None, int]:
     return msgspec.json.decode(entry.value, type=events.DesiredState), entry.revision
 
 
-def command(run_id: str, action: str, step: int = -1, **fields) -> events.ControlCommand:
-    if fields.get("detection_id"):  # one pause per detection, however often it is seen
-        event_id = events.stable_event_id("command", run_id, action, fields["detection_id"])
+def command(run_id: str, args: events.Order, step: int = -1, **fields) -> events.ControlCommand:
+    cause = getattr(args, "cause", None)
+    if cause:  # one pause per detection, however often it is seen
+        event_id = events.stable_event_id("command", run_id, "pause", cause.detection_id)
     else:
         event_id = events.new_event_id()
-    return events.ControlCommand(event_id=event_id, run_id=run_id, step=step, action=action, **fields)
+    return events.ControlCommand(event_id=event_id, run_id=run_id, step=step, args=args, **fields)
 
 
 def pause_not_needed(cmd: events.ControlCommand, current: events.DesiredState | None) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from typing import Literal, Union, get_args
+from typing import Annotated, Literal, Union, get_args
 
 import msgspec
 
@@ -186,13 +186,63 @@ class JournalEntry(Event, kw_only=True, tag="entry"):
     refs: dict[str, str] = {}
 
 
+class PauseCause(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What made a detector pause a run; a person's pause has none, whatever its reason says."""
+    detector: Detector
+    severity: Severity
+    detection_id: str
+    source_event_id: str
+    summary: str = ""
+
+
+_COMMAND = dict(tag_field="action", forbid_unknown_fields=True, frozen=True)
+SourceName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]  # never a file name
+Weight = Annotated[float, msgspec.Meta(gt=0, le=1e6)]  # JSON has no NaN; 0 would starve a source
+Row = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Pause(msgspec.Struct, tag="pause", **_COMMAND):
+    cause: PauseCause | None = None
+
+
+class Resume(msgspec.Struct, tag="resume", **_COMMAND):
+    pass
+
+
+class Stop(msgspec.Struct, tag="stop", **_COMMAND):
+    pass
+
+
+class Freeze(msgspec.Struct, tag="freeze", **_COMMAND):
+    names: list[str] = []  # parameter name prefixes
+    rows: dict[str, list[Row]] = {}  # parameter name -> rows (neurons) to keep as they are
+
+
+class Mix(msgspec.Struct, tag="mix", **_COMMAND):
+    weights: dict[SourceName, Weight]
+    paths: dict[SourceName, str] = {}  # new sources read from the trainer's disk
+    texts: dict[SourceName, list[str]] = {}  # new sources given inline (counter-examples)
+
+
+Order = Union[Pause, Resume, Stop, Freeze, Mix]
+ACTIONS: tuple[str, ...] = tuple(t.__struct_config__.tag for t in Order.__args__)
+
+
 class ControlCommand(Event, kw_only=True, tag="command"):
-    action: Literal["pause", "resume", "stop", "freeze", "mix"]
+    """One command to a run; what it orders, with its arguments, is `args` (one Struct per action)."""
+    args: Order
     reason: str = ""
     who: str = ""
     note: str = ""
-    detection_id: str | None = None
-    params: dict = {}  # freeze: {"names": [...], "rows": {...}}; mix: {"weights": {...}, "paths": {...}}
+
+    @property
+    def action(self) -> str:
+        return self.args.__struct_config__.tag
+
+    @property
+    def detection_id(self) -> str | None:
+        cause = getattr(self.args, "cause", None)
+        return cause.detection_id if cause else None
 
 
 AnyEvent = Union[
