@@ -3,9 +3,9 @@
 Both sides train the same small GPT on the CPU with the same config, seed and report intervals, so
 they do the same training work: steps, activation statistics, evaluations, samples and local
 checkpoints. With the bus on, the trainer is wired as `python -m trainer_svc` wires it: events go
-through a real BusPublisher (bounded queue, publisher thread with its own event loop) to this
-bench's own nats-server, checkpoints are uploaded to the object store, and BusControls polls the
-control bucket. With the bus off, `emit` is a no-op and checkpoints stay local.
+through trainer_svc/wiring.py, as `python -m trainer_svc` wires it (bounded queue, publisher thread
+with its own event loop) to this bench's own nats-server, checkpoints are uploaded to the object
+store, and the controls watch the control bucket and consume freeze/mix commands. With the bus off, `emit` is a no-op and checkpoints stay local.
 
 tokens/s is wall time between the StepMetrics events of step --warmup and of the last step, so it
 counts everything the loop does in between (periodic reports and each emit included); the warm-up
@@ -31,10 +31,9 @@ from _servers import bench_servers
 
 from shared.contract import events
 from shared.contract.settings import load_settings
-from trainer_svc.controls import BusControls
 from trainer_svc.options import parse_args
-from trainer_svc.publisher import BusPublisher
 from trainer_svc.training import Trainer
+from trainer_svc.wiring import wire
 
 WORDS = ("the king queen said to be or not that is question of love death night day sword crown "
          "river stone light shadow page").split()
@@ -81,26 +80,20 @@ def run_bus_off(args, corpus: Path, out_dir: Path, run_id: str) -> StepClock:
 
 
 def run_bus_on(args, corpus: Path, out_dir: Path, run_id: str, nats_url: str) -> StepClock:
-    settings = load_settings({}, nats_url=nats_url)
-    run_dir = out_dir / run_id
-    publisher = BusPublisher(settings, run_dir)
-    controls = BusControls(run_id, settings, run_dir)
-    publisher.on_connect.append(controls.attach)
-    publisher.start()
-    assert controls.state_read.wait(10), "publisher did not connect"
-    clock = StepClock(publisher.emit)
+    trainer_options = trainer_args(args, corpus, out_dir, run_id)
+    wiring = wire(trainer_options, load_settings({}, nats_url=nats_url))
+    assert wiring.start(timeout=10), "publisher did not connect"
+    clock = StepClock(wiring.emit)
 
     def on_checkpoint(path: str, step: int, size: int, sha256: str, reason: str) -> None:
         clock.emitted += 1
-        publisher.emit_checkpoint(events.Checkpoint(
-            event_id=events.stable_event_id(run_id, "checkpoint", step, sha256), run_id=run_id,
-            step=step, object_name=f"{run_id}/step-{step:08d}.pt", size=size, sha256=sha256,
-            local_path=path, reason=reason), path)
+        wiring.on_checkpoint(path, step, size, sha256, reason)
 
     try:
-        Trainer(trainer_args(args, corpus, out_dir, run_id), clock, controls, on_checkpoint).run()
+        Trainer(trainer_options, clock, wiring.controls, on_checkpoint).run()
     finally:
-        publisher.close()
+        wiring.close()
+    publisher = wiring.publisher
     assert publisher.published == clock.emitted and not publisher.outbox.pending(), (
         f"published {publisher.published} of {clock.emitted} events")
     return clock

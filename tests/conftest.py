@@ -14,6 +14,7 @@ from journal_svc.writer import create_staging_tables
 from shared import bus, db
 from introspect import servers
 from shared.contract.settings import load_settings
+from support import tiny_run_args
 
 torch_threads = os.environ.setdefault("INTROSPECT_TEST_THREADS", "1")
 
@@ -90,3 +91,19 @@ async def pool(database_url):
     p = await db.create_pool(database_url, init=create_staging_tables)
     yield p
     await p.close()
+
+
+@pytest.fixture
+def trainer_args(tmp_path):
+    """`trainer_args(*flags, run_id="t")`: options of a tiny 12-step run on a corpus in tmp_path."""
+    return lambda *extra, run_id="t": tiny_run_args(tmp_path, *extra, run_id=run_id)
+
+
+@pytest.fixture
+def tiny_checkpoint(trainer_args) -> tuple[str, str]:
+    """(path, sha256) of the final checkpoint of a 6-step run."""
+    from trainer_svc.training import EventLog, Trainer
+    saved = []
+    Trainer(trainer_args("--steps", "6", run_id="sp"), EventLog(), None, lambda *a: saved.append(a)).run()
+    path, _, _, sha256, _ = saved[-1]
+    return path, sha256

@@ -1,34 +1,13 @@
 """Resume is exact: 20 steps straight equal 10 steps, a checkpoint, a new Trainer, and 10 more."""
-import random
-
 import pytest
 import torch
 
 from shared.model.checkpoint import checkpoint_path, load_checkpoint, load_model_for_inference
 from shared.contract.events import ControlCommand, StepMetrics, Stop
 from shared.model.generate import generate
-from trainer_svc.options import parse_args
 from trainer_svc.training import EventLog, LocalControls, Trainer
 
-WORDS = "the king queen said to be or not that is question of love death night day sword crown".split()
-
-
-def corpus(path, n_lines=400, seed=0):
-    rng = random.Random(seed)
-    path.write_text("\n".join(" ".join(rng.choices(WORDS, k=9)) for _ in range(n_lines)) + "\n")
-    return path
-
-
-def args_for(tmp_path, run_id, *extra):
-    data = tmp_path / "corpus.txt"
-    if not data.exists():
-        corpus(data)
-    return parse_args([
-        "--run-id", run_id, "--data", f"main={data}", "--depth", "1", "--seq-len", "32",
-        "--vocab-size", "300", "--batch-size", "4", "--grad-accum", "2", "--steps", "20",
-        "--warmup-steps", "3", "--threads", "1", "--eval-every", "0", "--sample-every", "0",
-        "--activations-every", "0", "--checkpoint-every", "0", "--no-progress",
-        "--out-dir", str(tmp_path / "ckpt"), *extra])
+RESUME_FLAGS = ("--steps", "20", "--grad-accum", "2", "--warmup-steps", "3")
 
 
 def losses(events):
@@ -36,9 +15,9 @@ def losses(events):
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-def test_resumed_run_matches_straight_run(tmp_path, optimizer):
+def test_resumed_run_matches_straight_run(tmp_path, trainer_args, optimizer):
     straight = EventLog()
-    assert Trainer(args_for(tmp_path, "straight", "--optimizer", optimizer), straight).run() == "finished"
+    assert Trainer(trainer_args(*RESUME_FLAGS, "--optimizer", optimizer, run_id="straight"), straight).run() == "finished"
 
     controls, first = LocalControls(), EventLog()
 
@@ -48,7 +27,7 @@ def test_resumed_run_matches_straight_run(tmp_path, optimizer):
             controls.send(ControlCommand(event_id="stop", run_id="split", step=9, args=Stop()))
 
     checkpoints = []
-    trainer = Trainer(args_for(tmp_path, "split", "--optimizer", optimizer), emit, controls,
+    trainer = Trainer(trainer_args(*RESUME_FLAGS, "--optimizer", optimizer, run_id="split"), emit, controls,
                       lambda *a: checkpoints.append(a))
     assert trainer.run() == "stopped"
     assert max(losses(first)) == 9
@@ -56,7 +35,8 @@ def test_resumed_run_matches_straight_run(tmp_path, optimizer):
     assert (step, reason) == (10, "stop") and size > 0 and len(sha256) == 64
 
     second = EventLog()
-    resumed = Trainer(args_for(tmp_path, "split", "--optimizer", optimizer, "--resume", "latest"), second)
+    resumed = Trainer(trainer_args(*RESUME_FLAGS, "--optimizer", optimizer, "--resume", "latest",
+                                    run_id="split"), second)
     assert resumed.step == 10
     assert resumed.run() == "finished"
     expected, got = losses(straight), losses(second)
@@ -68,8 +48,8 @@ def test_resumed_run_matches_straight_run(tmp_path, optimizer):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_checkpoint_loads_for_inference(tmp_path):
-    Trainer(args_for(tmp_path, "infer", "--steps", "3"), EventLog()).run()
+def test_checkpoint_loads_for_inference(tmp_path, trainer_args):
+    Trainer(trainer_args("--steps", "3", run_id="infer"), EventLog()).run()
     model, tokenizer, meta = load_model_for_inference(checkpoint_path(tmp_path / "ckpt" / "infer", 3))
     assert meta["step"] == 3 and meta["run_id"] == "infer" and meta["model_config"]["n_layer"] == 1
     checkpoint = load_checkpoint(checkpoint_path(tmp_path / "ckpt" / "infer", 3))

@@ -16,15 +16,6 @@ from shared.contract import events, subjects
 from selfplay_svc import prompt_store
 from shared.bus.consumer import Consumer
 from shared.model.checkpoint import object_name
-from test_resume import args_for
-from trainer_svc.training import EventLog, Trainer
-
-
-def tiny_checkpoint(tmp_path) -> tuple[str, str]:
-    saved = []
-    Trainer(args_for(tmp_path, "sp", "--steps", "6"), EventLog(), None, lambda *a: saved.append(a)).run()
-    path, _, _, sha256, _ = saved[-1]
-    return path, sha256
 
 
 async def next_event(sub, kind, timeout=60):
@@ -44,11 +35,11 @@ async def wait_row(pool, sql, *args, timeout=15):
     raise AssertionError(f"no row for {sql}")
 
 
-async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp_path):
+async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp_path, tiny_checkpoint):
     settings = msgspec.structs.replace(settings, reflect_every=10, reflect_tokens=12)
     js = nc.jetstream()
     await prompt_store.seed_prompts(pool, SHIPPED_PROMPTS)
-    path, sha256 = tiny_checkpoint(tmp_path)
+    path, sha256 = tiny_checkpoint
     store = await bus.checkpoint_store(js, settings)
     kv = await bus.control_bucket(js, settings)
     state_kv = await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET)

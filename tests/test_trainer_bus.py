@@ -10,31 +10,21 @@ from shared import bus
 from shared.bus import control
 from shared.contract import events
 from introspect import servers
-from test_resume import args_for
-from shared.model.checkpoint import object_name
-from trainer_svc.controls import MONITOR_WHO, BusControls
+from trainer_svc.controls import MONITOR_WHO
 from trainer_svc.publisher import BusPublisher
 from trainer_svc.training import Trainer
+from trainer_svc.wiring import wire
 
 
-def wire(settings, tmp_path, run, steps=400, require_monitor=False, monitor_timeout=60.0):
-    args = args_for(tmp_path, run, "--steps", str(steps), "--sample-every", "0")
-    publisher = BusPublisher(settings, tmp_path / run)
-    controls = BusControls(run, settings, tmp_path / run, require_monitor, monitor_timeout)
-    publisher.on_connect.append(controls.attach)
-
-    def on_checkpoint(path, step, size, sha256, reason):
-        publisher.emit_checkpoint(events.Checkpoint(
-            event_id=events.stable_event_id(run, "checkpoint", step, sha256), run_id=run, step=step,
-            object_name=object_name(run, step), size=size, sha256=sha256, reason=reason), path)
-    return args, publisher, controls, on_checkpoint
+def trainer_on(wiring, args) -> Trainer:
+    return Trainer(args, wiring.emit, wiring.controls, wiring.on_checkpoint)
 
 
 class Running:
     """A trainer in a worker thread that is always stopped, even when the test fails."""
 
-    def __init__(self, trainer, publisher, controls):
-        self.trainer, self.publisher, self.controls = trainer, publisher, controls
+    def __init__(self, trainer, wiring):
+        self.trainer, self.publisher, self.controls = trainer, wiring.publisher, wiring.controls
 
     async def __aenter__(self):
         self.task = asyncio.create_task(asyncio.to_thread(self.trainer.run))
@@ -56,16 +46,16 @@ async def statuses(sub, wanted, timeout=30):
     return seen
 
 
-async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settings, tmp_path):
+async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settings, trainer_args):
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
     await control.send(js, kv, control.command("t1", events.Pause(), reason="paused before start"))
     status = await nc.subscribe("train.t1.status")
-    args, publisher, controls, on_checkpoint = wire(settings, tmp_path, "t1")
-    publisher.start()
-    assert await asyncio.to_thread(controls.state_read.wait, 10)
-    trainer = Trainer(args, publisher.emit, controls, on_checkpoint)
-    async with Running(trainer, publisher, controls) as running:
+    args = trainer_args("--steps", "400", run_id="t1")
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    trainer = trainer_on(wiring, args)
+    async with Running(trainer, wiring) as running:
         assert (await statuses(status, "paused"))[-1] == "paused"
         assert trainer.step == 0  # the pause held from the first step boundary
         await control.send(js, kv, control.command("t1", events.Resume(), note="go on"))
@@ -76,10 +66,10 @@ async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settin
         await js.publish("control.t1.mix", b'{"kind": "command", "nonsense": true}')
         dlq = await js.pull_subscribe("dlq.trainer_svc", stream="DLQ")
         dead = (await dlq.fetch(1, timeout=5))[0]
-        assert "control message rejected" in dead.headers["Introspect-Error"]
+        assert "undecodable" in dead.headers["Introspect-Error"]
         await control.send(js, kv, control.command("t1", events.Stop(), reason="enough"))
         assert await running.task == "stopped"
-    assert trainer.frozen["names"] == ["transformer.h.0.mlp"]
+    assert trainer.frozen.names == ["transformer.h.0.mlp"]
     # checkpoints of the pause and the stop are in the object store and match their events
     store = await bus.checkpoint_store(js, settings)
     sub = await js.pull_subscribe("train.t1.checkpoint", stream="TRAIN")
@@ -90,18 +80,20 @@ async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settin
         assert len(data) == cp.size and hashlib.sha256(data).hexdigest() == cp.sha256
 
 
-async def test_events_wait_in_the_outbox_while_the_bus_is_down_and_go_out_in_order(settings, tmp_path):
+async def test_events_wait_in_the_outbox_while_the_bus_is_down_and_go_out_in_order(settings, tmp_path, trainer_args):
     port = servers.free_port()
     down = msgspec.structs.replace(settings, nats_url=f"nats://127.0.0.1:{port}")
-    args, publisher, controls, on_checkpoint = wire(down, tmp_path, "t2", steps=8)
-    publisher.start()
-    assert await asyncio.to_thread(Trainer(args, publisher.emit, controls, on_checkpoint).run) == "finished"
-    publisher.close()  # the trainer finished with no bus at all
+    args = trainer_args("--steps", "8", run_id="t2")
+    wiring = wire(args, down)
+    assert not await asyncio.to_thread(wiring.start, 0.5)
+    publisher = wiring.publisher
+    assert await asyncio.to_thread(trainer_on(wiring, args).run) == "finished"
+    wiring.close()  # the trainer finished with no bus at all
     waiting = publisher.outbox.read()
     assert len(waiting) >= 10 and any(item.upload for item in waiting)
     proc = servers.start_nats(port, tmp_path / "late-js")
     try:
-        again = BusPublisher(down, tmp_path / "t2").start()  # e.g. the trainer restarted
+        again = BusPublisher(down, tmp_path / "ckpt" / "t2").start()  # e.g. the trainer restarted
         for _ in range(200):
             if again.connected.is_set() and not again.outbox.pending():
                 break
@@ -122,15 +114,14 @@ async def test_events_wait_in_the_outbox_while_the_bus_is_down_and_go_out_in_ord
         servers.stop_process(proc)
 
 
-async def test_trainer_pauses_itself_without_a_monitor_and_resumes_when_one_is_back(nc, settings, tmp_path):
+async def test_trainer_pauses_itself_without_a_monitor_and_resumes_when_one_is_back(nc, settings, trainer_args):
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
     status = await nc.subscribe("train.t3.status")
-    args, publisher, controls, on_checkpoint = wire(settings, tmp_path, "t3", steps=100000,
-                                                     require_monitor=True, monitor_timeout=1.0)
-    publisher.start()
-    trainer = Trainer(args, publisher.emit, controls, on_checkpoint)
-    async with Running(trainer, publisher, controls) as running:
+    args = trainer_args("--steps", "100000", "--require-monitor", "--monitor-timeout", "1", run_id="t3")
+    wiring = wire(args, settings)
+    wiring.start(timeout=0)
+    async with Running(trainer_on(wiring, args), wiring) as running:
         await statuses(status, "paused")
         desired, _ = await control.read_state(kv, "t3")
         assert desired.who == MONITOR_WHO and "understanding_svc" in desired.reason

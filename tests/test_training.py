@@ -10,29 +10,10 @@ from shared.contract.events import (ActivationStats, ControlCommand, EvalResult,
                                     Sample, Status, StepMetrics, Stop,
                                     decode, encode)
 from trainer_svc.mfu import mfu, peak_flops, device_peak_flops
+from support import WORDS, write_corpus
 from trainer_svc.options import parse_args
 from trainer_svc.schedule import lr_multiplier
 from trainer_svc.training import EventLog, LocalControls, Trainer
-
-WORDS = "the king queen said to be or not that is question of love death night day sword crown".split()
-
-
-def write_corpus(path, n_lines=400, seed=0, words=WORDS):
-    rng = random.Random(seed)
-    path.write_text("\n".join(" ".join(rng.choices(words, k=9)) for _ in range(n_lines)) + "\n")
-    return path
-
-
-def args_for(tmp_path, *extra, steps=12):
-    data = tmp_path / "corpus.txt"
-    if not data.exists():
-        write_corpus(data)
-    return parse_args([
-        "--run-id", "t", "--data", f"main={data}", "--depth", "1", "--seq-len", "32", "--vocab-size", "300",
-        "--batch-size", "4", "--steps", str(steps), "--warmup-steps", "2", "--threads", "1",
-        "--eval-every", "0", "--sample-every", "0", "--activations-every", "0", "--checkpoint-every", "0",
-        "--eval-tokens", "256", "--no-progress", "--out-dir", str(tmp_path / "ckpt"), *extra])
-
 
 def command(action, **fields):
     order = {"pause": Pause, "resume": Resume, "stop": Stop, "freeze": Freeze, "mix": Mix}[action]
@@ -58,13 +39,13 @@ def of(log, kind):
     return [e for e in log if isinstance(e, kind)]
 
 
-def test_events_follow_the_contract(tmp_path):
+def test_events_follow_the_contract(tmp_path, trainer_args):
     bundle = tmp_path / "core"
     bundle.mkdir()
     (bundle / "pick.jsonl").write_text("\n".join(json.dumps(
         {"context": f"the king said {w}", "choices": ["crown", "sword"], "gold": i % 2}) for i, w in enumerate(WORDS)))
     log, checkpoints = EventLog(), []
-    trainer = Trainer(args_for(tmp_path, "--eval-every", "5", "--sample-every", "10", "--sample-tokens", "3",
+    trainer = Trainer(trainer_args("--eval-every", "5", "--sample-every", "10", "--sample-tokens", "3",
                                "--activations-every", "4", "--checkpoint-every", "5", "--core-bundle", str(bundle)),
                       log, on_checkpoint=lambda *a: checkpoints.append(a))
     assert trainer.run() == "finished"
@@ -85,28 +66,34 @@ def test_events_follow_the_contract(tmp_path):
         assert decode(encode(event)) == event  # strict decode: types match the contract
 
 
-def test_pause_resume_keeps_training_identical(tmp_path):
+def test_eval_every_zero_runs_no_evaluation_even_at_the_end(trainer_args):
+    log = EventLog()
+    assert Trainer(trainer_args("--eval-every", "0", "--steps", "3"), log).run() == "finished"
+    assert of(log, EvalResult) == []
+
+
+def test_pause_resume_keeps_training_identical(tmp_path, trainer_args):
     straight = EventLog()
-    Trainer(args_for(tmp_path), straight).run()
+    Trainer(trainer_args(), straight).run()
     controls, checkpoints = LocalControls(), []
     emit, log = scripted(controls, {4: [command("pause")]})
-    assert Trainer(args_for(tmp_path), emit, controls, lambda *a: checkpoints.append(a)).run() == "finished"
+    assert Trainer(trainer_args(), emit, controls, lambda *a: checkpoints.append(a)).run() == "finished"
     states = [s.state for s in of(log, Status)]
     assert states == ["starting", "running", "paused", "running", "finished"]
     assert of(log, Status)[2].step == 5 and (checkpoints[0][1], checkpoints[0][4]) == (5, "pause")
     assert [e.loss for e in of(log, StepMetrics)] == [e.loss for e in of(straight, StepMetrics)]
 
 
-def test_stop_checkpoints_and_returns(tmp_path):
+def test_stop_checkpoints_and_returns(tmp_path, trainer_args):
     controls, checkpoints = LocalControls(), []
     emit, log = scripted(controls, {6: [command("stop")]})
-    assert Trainer(args_for(tmp_path), emit, controls, lambda *a: checkpoints.append(a)).run() == "stopped"
+    assert Trainer(trainer_args(), emit, controls, lambda *a: checkpoints.append(a)).run() == "stopped"
     assert of(log, StepMetrics)[-1].step == 6
     assert of(log, Status)[-1].state == "stopped"
     assert [(c[1], c[4]) for c in checkpoints] == [(7, "stop")]
 
 
-def test_stop_while_paused(tmp_path):
+def test_stop_while_paused(tmp_path, trainer_args):
     controls = LocalControls()
     log = EventLog()
 
@@ -117,11 +104,11 @@ def test_stop_while_paused(tmp_path):
         if isinstance(event, Status) and event.state == "paused":
             controls.send(command("freeze", names=["lm_head"]))  # held until after the pause
             controls.send(command("stop"))
-    assert Trainer(args_for(tmp_path), emit, controls).run() == "stopped"
+    assert Trainer(trainer_args(), emit, controls).run() == "stopped"
     assert [s.state for s in of(log, Status)][-2:] == ["paused", "stopped"]
 
 
-def test_freeze_names_and_rows(tmp_path):
+def test_freeze_names_and_rows(tmp_path, trainer_args):
     controls = LocalControls()
     freeze = command("freeze", names=["transformer.h.0.attn.c_q"],
                      rows={"transformer.h.0.mlp.c_fc.weight": [0, 3], "lm_head.weight": [5]})
@@ -133,7 +120,7 @@ def test_freeze_names_and_rows(tmp_path):
         if isinstance(event, StepMetrics) and event.step == 2:
             controls.send(freeze)
             snapshot.update({k: v.detach().clone() for k, v in trainer.model.named_parameters()})
-    trainer = Trainer(args_for(tmp_path, "--weight-decay", "0.1"), emit, controls)
+    trainer = Trainer(trainer_args("--weight-decay", "0.1"), emit, controls)
     trainer.run()
     params = dict(trainer.model.named_parameters())
     assert torch.equal(params["transformer.h.0.attn.c_q.weight"], snapshot["transformer.h.0.attn.c_q.weight"])
@@ -146,29 +133,29 @@ def test_freeze_names_and_rows(tmp_path):
                       "rows": {"transformer.h.0.mlp.c_fc.weight": [0, 3], "lm_head.weight": [5]}}
 
 
-def test_bad_freeze_is_rejected_not_fatal(tmp_path):
+def test_bad_freeze_is_rejected_not_fatal(tmp_path, trainer_args):
     controls = LocalControls()
     emit, log = scripted(controls, {1: [command("freeze", names=["no.such.param"])]})
-    assert Trainer(args_for(tmp_path), emit, controls).run() == "finished"
+    assert Trainer(trainer_args(), emit, controls).run() == "finished"
     assert any("rejected" in s.reason for s in of(log, Status))
 
 
-def test_mix_command_adds_source(tmp_path):
+def test_mix_command_adds_source(tmp_path, trainer_args):
     philosophy = write_corpus(tmp_path / "philosophy.txt", seed=3, words="know thyself virtue reason soul".split())
     controls = LocalControls()
     emit, log = scripted(controls, {3: [command("mix", weights={"philosophy": 3.0, "main": 1.0},
                                                 paths={"philosophy": str(philosophy)})]})
-    Trainer(args_for(tmp_path), emit, controls).run()
+    Trainer(trainer_args(), emit, controls).run()
     [change] = of(log, MixChange)
     assert change.step == 4 and change.weights == {"main": 0.25, "philosophy": 0.75}
     mixes = {e.step: e.data_mix for e in of(log, StepMetrics)}
     assert mixes[3] == {"main": 1.0} and mixes[4] == {"main": 0.25, "philosophy": 0.75}
 
 
-def test_scheduled_mix_joins_at_step(tmp_path):
+def test_scheduled_mix_joins_at_step(tmp_path, trainer_args):
     philosophy = write_corpus(tmp_path / "philosophy.txt", seed=3, words="know thyself virtue reason soul".split())
     log = EventLog()
-    Trainer(args_for(tmp_path, "--mix", f"philosophy={philosophy}@5:1.0"), log).run()
+    Trainer(trainer_args("--mix", f"philosophy={philosophy}@5:1.0"), log).run()
     [change] = of(log, MixChange)
     assert change.step == 5 and change.weights == {"main": 0.5, "philosophy": 0.5} and "scheduled" in change.reason
 

@@ -2,8 +2,9 @@
 
 - pause/resume/stop come from the run's desired state in the control KV bucket, read first at
   start (a pause issued while the trainer was down still holds) and then polled;
-- freeze/mix come from a durable consumer on `control.<run>.{freeze,mix}`, so none is missed
-  while the trainer is down; inline mix texts (the bias protocol's counter-examples) join as an
+- freeze/mix come from a durable consumer on `control.<run>.{freeze,mix}` (the kit's Consumer:
+  strict decode, dead letter for what does not decode), so none is missed while the trainer is
+  down; inline mix texts (the bias protocol's counter-examples) join as an
   in-memory source (they are data, never file names);
 - with `--require-monitor` the trainer pauses itself when no understanding_svc instance answered
   service discovery for `--monitor-timeout` seconds, and resumes when one is back.
@@ -18,16 +19,14 @@ import threading
 import time
 from pathlib import Path
 
-import msgspec
 import nats.errors
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from shared import bus
 from shared.bus import control
+from shared.bus.consumer import Binding, Consumer
 from shared.contract import events, subjects
-from shared.bus.consumer import dead_letter
 from shared.contract.settings import Settings
-from trainer_svc.training import LocalControls
+from trainer_svc.hooks import LocalControls
 
 log = logging.getLogger(__name__)
 ORDER_FOR_STATE = {"paused": events.Pause, "running": events.Resume, "stopped": events.Stop}
@@ -54,7 +53,7 @@ class BusControls(LocalControls):
         await self.check_desired_state(initial=True)
         self.state_read.set()
         self.tasks = [asyncio.create_task(self.watch_state()),
-                      asyncio.create_task(self.consume_freeze_and_mix())]
+                      asyncio.create_task(self.freeze_and_mix_consumer().run())]
         if self.require_monitor:
             self.tasks.append(asyncio.create_task(self.watch_monitor()))
 
@@ -78,24 +77,15 @@ class BusControls(LocalControls):
                 log.debug("control state unreadable", extra={"error": repr(err)})
             await asyncio.sleep(self.poll_interval)
 
-    async def consume_freeze_and_mix(self) -> None:
-        durable = f"trainer_{self.run_id}"
-        await self.js.add_consumer("CONTROL", ConsumerConfig(
-            durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-            filter_subjects=[subjects.control(self.run_id, "freeze"), subjects.control(self.run_id, "mix")]))
-        sub = await self.js.pull_subscribe_bind(durable, stream="CONTROL")
-        while True:
-            try:
-                msgs = await sub.fetch(16, timeout=1)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            for msg in msgs:
-                try:
-                    command = events.decode(msg.data)
-                    self.send(command)
-                except (msgspec.ValidationError, msgspec.DecodeError, OSError) as err:
-                    await dead_letter(self.js, "trainer_svc", msg, f"control message rejected: {err}")
-                await msg.ack()
+    def freeze_and_mix_consumer(self) -> Consumer:
+        """In order, one at a time: a mix and a freeze apply in the order they were sent."""
+        stream, durable, filters = subjects.trainer_control(self.run_id)
+        binding = Binding(stream, durable, filters, handler=self.on_command, ordered=True,
+                          accepts=(events.ControlCommand,))
+        return Consumer(self.js, binding, "trainer_svc", self.settings)
+
+    async def on_command(self, command: events.ControlCommand, msg) -> None:
+        self.send(command)  # acked once queued: the training thread applies it at the next step
 
     async def monitor_alive(self) -> bool:
         try:

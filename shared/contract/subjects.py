@@ -89,5 +89,12 @@ UNDERSTANDING_ACTIVATIONS = ("TRAIN", "understanding_activations", ["train.*.act
 SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
 SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
 SELFPLAY_CONTROL = ("CONTROL", "selfplay_control", ["control.*.pause", "control.*.resume"])
+
+
+def trainer_control(run_id: str) -> tuple[str, str, list[str]]:
+    """The trainer's own durable for its run's freeze and mix commands (pause, resume and stop
+    are read from the control bucket)."""
+    return "CONTROL", f"trainer_{check_run_id(run_id)}", [control(run_id, "freeze"), control(run_id, "mix")]
+
 UNDERSTANDING_STATE_BUCKET = "understanding_state"  # KV: per-run tracker state (motifs, trends)
 SELFPLAY_STATE_BUCKET = "selfplay_state"  # KV: latest checkpoint, bias protocol, claims

@@ -1,0 +1,67 @@
+"""The periodic reports, each a function of the model that returns its events (the loop emits them):
+activation statistics, validation bits per byte per source, CORE, and text samples."""
+from __future__ import annotations
+
+from shared.contract.events import ActivationStats, EvalResult, Sample, stable_event_id
+from shared.model.generate import generate
+from trainer_svc.activations import activation_stats
+from trainer_svc.build import Placement
+from trainer_svc.evaluate import evaluate_bpb, evaluate_core
+
+SAMPLE_PROMPTS = ["To be, or not to be", "The king said", "Once upon a time", "I think that"]
+SAMPLED_SETTINGS = dict(temperature=0.8, top_k=40)
+
+
+def activations_report(model, x, placement: Placement, run_id: str, step: int) -> list[ActivationStats]:
+    layers = activation_stats(model, x, placement.autocast())
+    return [ActivationStats(event_id=stable_event_id(run_id, "activations", step), run_id=run_id,
+                            step=step, layers=layers)]
+
+
+def bpb_report(model, loader, sources: list[str], primary_sources: list[str], tokens: int, batch_size: int,
+               token_bytes, placement: Placement, run_id: str, step: int) -> list[EvalResult]:
+    """val_bpb: the mean over the primary sources, with every source's own figure in its details."""
+    per_source = {}
+    for name in sources:
+        batches = loader.val_batches(name, tokens, batch_size, placement.device)
+        bpb = evaluate_bpb(model, batches, token_bytes, placement.autocast())
+        if bpb is not None:
+            per_source[name] = bpb
+    primary = [per_source[n] for n in primary_sources if n in per_source]
+    if not primary:
+        return []
+    details = {f"bpb:{name}": value for name, value in per_source.items()}
+    return [EvalResult(event_id=stable_event_id(run_id, "eval", step, "val_bpb"), run_id=run_id, step=step,
+                       name="val_bpb", value=sum(primary) / len(primary),
+                       details={**details, "tokens_per_source": tokens})]
+
+
+def core_report(model, tokenizer, bundle: str, batch_size: int, max_examples: int | None, placement: Placement,
+                run_id: str, step: int) -> list[EvalResult]:
+    """One result per CORE task (centered accuracy) and their mean as "core"."""
+    results = evaluate_core(model, tokenizer, bundle, model.config.sequence_len, placement.device,
+                            batch_size, max_examples, placement.autocast())
+    reports = [EvalResult(event_id=stable_event_id(run_id, "eval", step, f"core:{task}"), run_id=run_id,
+                          step=step, name=f"core:{task}", value=result["centered"], details=result)
+               for task, result in results.items()]
+    if results:
+        mean = sum(r["centered"] for r in results.values()) / len(results)
+        reports.append(EvalResult(event_id=stable_event_id(run_id, "eval", step, "core"), run_id=run_id,
+                                  step=step, name="core", value=mean, details={"tasks": len(results)}))
+    return reports
+
+
+def samples_report(model, tokenizer, tokens: int, seed: int, placement: Placement, run_id: str, step: int) -> list[Sample]:
+    """A greedy and a sampled continuation of each prompt; the sampled one's seed is in its event."""
+    reports = []
+    for i, prompt in enumerate(SAMPLE_PROMPTS):
+        with placement.autocast():
+            greedy = generate(model, tokenizer, prompt, tokens)
+            sample_seed = seed + step + i
+            sampled = generate(model, tokenizer, prompt, tokens, seed=sample_seed, **SAMPLED_SETTINGS)
+        reports.append(Sample(event_id=stable_event_id(run_id, "sample", step, i, "greedy"), run_id=run_id,
+                              step=step, prompt=prompt, text=greedy, mode="greedy", max_new_tokens=tokens))
+        reports.append(Sample(event_id=stable_event_id(run_id, "sample", step, i, "sampled"), run_id=run_id,
+                              step=step, prompt=prompt, text=sampled, mode="sampled", seed=sample_seed,
+                              max_new_tokens=tokens, **SAMPLED_SETTINGS))
+    return reports
