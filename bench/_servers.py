@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import db  # noqa: E402
+from shared import db, schema  # noqa: E402
 from introspect import servers
 
 
@@ -29,7 +29,7 @@ def bench_servers(migrate: bool = True):
     url = db.with_database(base, f"introspect_bench_{uuid.uuid4().hex[:8]}")
     asyncio.run(db.ensure_database(url))
     if migrate:
-        db.migrate(url)
+        schema.migrate(url)
     try:
         yield f"nats://127.0.0.1:{port}", url
     finally:

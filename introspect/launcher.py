@@ -14,11 +14,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared import db
+from shared import db, schema
 from introspect import servers
 from shared.contract.settings import Settings
 
-SERVICES = ["journal_svc", "understanding_svc", "selfplay_svc"]
+# The services `up` runs while it is up, in start order, then the trainer for one run. Each is a
+# module run with `python -m`; compose.yaml and the Dockerfile have one service and target per name.
+SERVICES = ("journal_svc", "understanding_svc", "selfplay_svc")
+TRAINER = "trainer_svc"
+WEB_SERVICE = "journal_svc"  # its first instance serves the web journal; other instances turn it off
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Infrastructure:
             self.started["postgres_dir"] = str(self.postgres.data_dir)
             self.started["postgres_port"] = port
         asyncio.run(db.ensure_database(settings.database_url))
-        db.migrate(settings.database_url)
+        schema.migrate(settings.database_url)
 
     def record(self) -> None:
         (self.state_dir / "servers.json").write_text(json.dumps(self.started))
@@ -115,7 +119,9 @@ class Children:
         self.procs[name] = proc
         self.pipes.append(asyncio.create_task(pipe_lines(name, proc.stdout)))
 
-    async def stop(self, timeout: float = 30) -> None:
+    async def stop(self, timeout: float = 30) -> dict[str, int]:
+        """SIGTERM to every child still running; returns those that did not exit cleanly (0), a
+        crashed one or one killed after `timeout` s of draining."""
         for proc in self.procs.values():
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
@@ -124,4 +130,6 @@ class Children:
                 await asyncio.wait_for(proc.wait(), timeout)
             except asyncio.TimeoutError:
                 proc.kill()
+                await proc.wait()
         await asyncio.gather(*self.pipes, return_exceptions=True)
+        return {name: proc.returncode for name, proc in self.procs.items() if proc.returncode}

@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 
 from shared import bus
-from shared.contract import subjects
+from shared.bus.backlog import wait_until_caught_up
 from shared.db import create_pool
-from introspect.launcher import SERVICES, Children, Infrastructure
+from introspect.launcher import SERVICES, TRAINER, WEB_SERVICE, Children, Infrastructure
 from shared.contract.settings import Settings
 
 # A short run should still show every kind of event: evals, samples, activations, checkpoints.
@@ -59,7 +59,7 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
     for service, count in instance_counts(args.scale).items():
         for i in range(count):
             name = service if count == 1 else f"{service}.{i}"
-            web = {} if service == "journal_svc" and i == 0 else {"INTROSPECT_WEB_PORT": "0"}
+            web = {} if service == WEB_SERVICE and i == 0 else {"INTROSPECT_WEB_PORT": "0"}
             await children.start(name, service, env={**web, "INTROSPECT_INSTANCE": name})
     rc = 0
     if not args.no_train:
@@ -69,40 +69,36 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
         for d in data:
             trainer_args += ["--data", d]
         # later flags win in argparse, so anything after `--` overrides the demo intervals
-        await children.start("trainer_svc", "trainer_svc", *trainer_args, *extra,
-                             env={"TQDM_MININTERVAL": "10"})
-        trainer = children.procs["trainer_svc"]
+        await children.start(TRAINER, TRAINER, *trainer_args, *extra, env={"TQDM_MININTERVAL": "10"})
+        trainer = children.procs[TRAINER]
         done = asyncio.create_task(trainer.wait())
         await asyncio.wait([done, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         if done.done():
             rc = trainer.returncode
-            await wait_for_journal(settings, stop)
+            await wait_for_consumers(settings, stop)
             await print_summary(settings, args.run_id)
     if args.stay or args.no_train:
         print("[introspect] services are up; Ctrl-C stops everything")
         await stop.wait()
-    await children.stop()
+    failed = {name: code for name, code in (await children.stop()).items() if name != TRAINER}
+    if failed:  # the trainer's own exit code is already rc
+        print("[introspect] did not stop cleanly: " + ", ".join(f"{n} (exit {c})" for n, c in failed.items()))
+        rc = rc or 1
     return rc
 
 
-async def wait_for_journal(settings: Settings, stop: asyncio.Event, timeout: float = 120) -> None:
-    """Let every consumer catch up with what the run published before stopping the services."""
+async def wait_for_consumers(settings: Settings, stop: asyncio.Event, timeout: float = 120) -> None:
+    """Let every durable consumer catch up with what the run published before stopping the
+    services (Ctrl-C stops waiting)."""
     nc = await bus.connect(settings, "introspect-up")
-    js = nc.jetstream()
-    durables = [(s, d) for s, d, _ in subjects.JOURNAL_CONSUMERS]
-    durables += [(s, d) for s, d, _ in (subjects.UNDERSTANDING_SAMPLES, subjects.SELFPLAY_CHECKPOINTS)]
-    deadline = loop_time() + timeout
-    while loop_time() < deadline and not stop.is_set():
-        infos = [await js.consumer_info(s, d) for s, d in durables]
-        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
-            break
-        await asyncio.sleep(1)
-    await asyncio.sleep(2)  # the journal's last batch from the services' final publishes
+    waiting = asyncio.create_task(wait_until_caught_up(nc.jetstream(), timeout))
+    interrupted = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiting, interrupted], return_when=asyncio.FIRST_COMPLETED)
+    interrupted.cancel()
+    if waiting.done() and (behind := waiting.result()):
+        print(f"[introspect] still behind after {timeout:.0f} s: {', '.join(behind)}")
+    waiting.cancel()
     await nc.close()
-
-
-def loop_time() -> float:
-    return asyncio.get_running_loop().time()
 
 
 async def print_summary(settings: Settings, run_id: str) -> None:

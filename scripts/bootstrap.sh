@@ -1,15 +1,23 @@
-# Sourced by scripts/demo and scripts/test: a project venv with everything installed, once.
-# Re-installs only when pyproject.toml changes, so a second run needs no network.
+# Sourced by scripts/demo and scripts/test with the dependency groups (pyproject.toml) they need:
+#   source scripts/bootstrap.sh all        (demo: every service, the trainer, embedded servers)
+#   source scripts/bootstrap.sh all,test   (tests: the same plus pytest)
+# Makes .venv/ and installs the project with those groups once; installs again only when
+# pyproject.toml changes or a group is missing, so a second run needs no network.
 set -euo pipefail
+groups=${1:?which dependency groups, e.g. all}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), "Introspect needs Python 3.11"'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-stamp=.venv/.introspect-installed
+stamp=.venv/.introspect-installed  # "<sha256 of pyproject.toml> <groups installed>"
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+read -r have have_groups 2>/dev/null < "$stamp" || have="" have_groups=""
+[ "$have" = "$want" ] || have_groups=""
+merged=$(echo "$have_groups,$groups" | tr ',' '\n' | grep -v '^$' | sort -u | paste -sd, -)
+if [ "$have" != "$want" ] || [ "$merged" != "$have_groups" ]; then
+  echo "[bootstrap] installing .[$merged] into .venv (torch==2.13.0 is pinned)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
-  echo "$want" > "$stamp"
+  .venv/bin/python -m pip install -q -e ".[$merged]"
+  echo "$want $merged" > "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

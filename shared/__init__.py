@@ -4,5 +4,6 @@
 - `shared.bus`: the bus kit (connect, provision, publish; consumer helper, service life, run
   control, per-run KV state, structured logs);
 - `shared.model`: the GPT, its tokenizer, the checkpoint format and generation (trainer, selfplay);
-- `shared.db`: the PostgreSQL pool and migrations.
+- `shared.db`: the PostgreSQL pool; `shared.schema`: the alembic migrations (for `introspect up`,
+  tests and benchmarks; the services never migrate).
 """

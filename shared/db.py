@@ -1,13 +1,10 @@
-"""PostgreSQL access: the asyncpg pool, database creation and alembic migrations."""
+"""PostgreSQL access: the asyncpg pool, database creation and removal. Migrations are in
+`shared.schema` (alembic), which the services never need."""
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 async def create_pool(url: str, min_size: int = 1, max_size: int = 4, init=None) -> asyncpg.Pool:
@@ -42,27 +39,3 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-def alembic_config(url: str):
-    from alembic.config import Config
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", url)
-    return config
-
-
-def migrate(url: str, revision: str = "head") -> None:
-    """alembic upgrade; blocking, so call it outside an event loop or through `migrate_async`."""
-    from alembic import command
-    command.upgrade(alembic_config(url), revision)
-
-
-def downgrade(url: str, revision: str = "base") -> None:
-    from alembic import command
-    command.downgrade(alembic_config(url), revision)
-
-
-async def migrate_async(url: str, revision: str = "head") -> None:
-    # alembic's async env runs its own event loop, which cannot nest inside ours
-    await asyncio.to_thread(migrate, url, revision)

@@ -11,9 +11,10 @@ import asyncpg
 import pytest
 
 from journal_svc.writer import create_staging_tables
-from shared import bus, db
+from shared import bus, db, schema
 from introspect import servers
 from shared.contract.settings import load_settings
+import support
 from support import tiny_run_args
 
 torch_threads = os.environ.setdefault("INTROSPECT_TEST_THREADS", "1")
@@ -59,7 +60,7 @@ def pg_server(tmp_path_factory):
 def template_db(pg_server):
     url = db.with_database(pg_server, f"introspect_tmpl_{uuid.uuid4().hex[:8]}")
     asyncio.run(db.ensure_database(url))
-    db.migrate(url)
+    schema.migrate(url)
     yield db.database_name(url)
     asyncio.run(db.drop_database(url))
 
@@ -107,3 +108,10 @@ def tiny_checkpoint(trainer_args) -> tuple[str, str]:
     Trainer(trainer_args("--steps", "6", run_id="sp"), EventLog(), None, lambda *a: saved.append(a)).run()
     path, _, _, sha256, _ = saved[-1]
     return path, sha256
+
+
+@pytest.fixture
+def one_of_each():
+    """`one_of_each(run_id, step)`: one valid example of every event kind, for contract and
+    persistence tests."""
+    return support.one_of_each

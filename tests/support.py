@@ -1,10 +1,14 @@
-"""Helpers the tests share (conftest.py turns them into fixtures): a small corpus and the
-trainer options of a tiny, fast run."""
+"""Helpers the tests share (conftest.py turns them into fixtures): a small corpus, the trainer
+options of a tiny, fast run, and one valid event of every kind."""
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
+import msgspec
+
+from shared.contract import events as ev
+from shared.contract.events import new_event_id
 from trainer_svc.options import parse_args
 
 WORDS = "the king queen said to be or not that is question of love death night day sword crown".split()
@@ -27,3 +31,35 @@ def tiny_run_args(tmp_path: Path, *extra: str, run_id: str = "t"):
         "--batch-size", "4", "--steps", "12", "--warmup-steps", "2", "--threads", "1",
         "--eval-every", "0", "--sample-every", "0", "--activations-every", "0", "--checkpoint-every", "0",
         "--eval-tokens", "256", "--no-progress", "--out-dir", str(tmp_path / "ckpt"), *extra])
+
+
+def one_of_each(run_id: str = "r1", step: int = 10) -> list[ev.Event]:
+    """One valid example of every event kind, for contract and persistence tests."""
+    base = lambda: {"event_id": new_event_id(), "run_id": run_id, "step": step}  # noqa: E731
+    layer = ev.LayerStats(layer=0, name="block.0.resid", rms=1.0, mean=0.0, std=1.0, max_abs=3.0,
+                          max_channel=5, dead_frac=0.1)
+    return [
+        ev.StepMetrics(**base(), loss=3.2, loss_smooth=3.3, lr=1e-3, grad_norm=0.5,
+                       tokens_per_s=1000.0, step_time_s=0.1, mfu=None, tokens_seen=4096,
+                       data_mix={"shakespeare": 1.0}),
+        ev.ActivationStats(**base(), layers=[layer, ev.LayerStats(**{**msgspec.structs.asdict(layer),
+                                                                      "name": "block.0.mlp"})]),
+        ev.Sample(**base(), prompt="Once", text="Once upon a time", mode="greedy"),
+        ev.EvalResult(**base(), name="val_bpb", value=1.9),
+        ev.Checkpoint(**base(), object_name=f"{run_id}/step_{step:08d}.pt", size=123, sha256="ab" * 32),
+        ev.Status(**base(), state="running"),
+        ev.MixChange(**base(), weights={"shakespeare": 0.8, "philosophy": 0.2}),
+        ev.Detection(**base(), detector="bias", severity="high", source_event_id="s1",
+                     source_subject="train.r1.sample", span_start=0, span_end=10, summary="x"),
+        ev.Health(**base(), status="healthy", focus="late", norms=[1.0, 2.0], notes=["ok"]),
+        ev.Shimmer(**base(), per_layer=[0.1, 0.2], mean=0.15),
+        ev.Concept(**base(), feature="block.1.mlp:7", tier="forming", score=0.4, first_step=5),
+        ev.Reflection(**base(), text="I am learning", prompt_version="v1.3", prompt="Reflect",
+                      checkpoint="r1/10.pt", checkpoint_sha256="cd" * 32, scores={"distinct_1": 0.9}),
+        ev.Reply(**base(), conversation_id="c1", question_event_id="q1", question="How?",
+                 answer="Well", checkpoint="r1/10.pt", checkpoint_sha256="cd" * 32),
+        ev.JournalEntry(**base(), author="human", body="A note"),
+        ev.ControlCommand(**base(), args=ev.Pause(cause=ev.PauseCause(
+            detector="bias", severity="high", detection_id="d1", source_event_id="s1")),
+            reason="bias high", who="understanding_svc"),
+    ]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared import bus
+from introspect.launcher import SERVICES
 from shared.bus import control
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ async def test_train_detect_pause_resume_and_query_the_journal(settings, nc, poo
            "INTROSPECT_STATE_DIR": str(tmp_path / "state")}
     processes = Processes(env, tmp_path)
     try:
-        for service in ("journal_svc", "understanding_svc", "selfplay_svc"):
+        for service in SERVICES:
             processes.start(service, service)
         processes.start("trainer_svc", "trainer_svc", "--run-id", "e2e", "--data", str(corpus),
                         "--depth", "1", "--seq-len", "32", "--vocab-size", "300", "--batch-size", "4",

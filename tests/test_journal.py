@@ -3,8 +3,6 @@ redeliveries add nothing, malformed messages are dead-lettered and the consumer 
 import asyncio
 import time
 
-
-from eventfactory import one_of_each
 from journal_svc.handlers import journal_bindings
 from journal_svc.rows import TABLE_FOR_KIND, kind_of
 from journal_svc.writer import JournalWriter
@@ -34,7 +32,7 @@ async def stop_consumers(consumers, tasks):
     await asyncio.gather(*tasks)
 
 
-async def test_every_kind_lands_as_exactly_one_row_even_when_published_twice(nc, pool, settings):
+async def test_every_kind_lands_as_exactly_one_row_even_when_published_twice(nc, pool, settings, one_of_each):
     js = nc.jetstream()
     writer = await JournalWriter.create(pool)
     consumers, tasks = await start_consumers(js, journal_bindings(writer), settings)
@@ -87,7 +85,8 @@ async def test_redelivery_after_crash_before_ack_still_gives_one_row(nc, pool, s
     assert await pool.fetchval("SELECT count(*) FROM steps WHERE run_id = 'r2'") == 1
 
 
-async def test_malformed_message_goes_to_dlq_with_reason_and_consumer_keeps_going(nc, pool, settings):
+async def test_malformed_message_goes_to_dlq_with_reason_and_consumer_keeps_going(nc, pool, settings,
+                                                                               one_of_each):
     js = nc.jetstream()
     writer = await JournalWriter.create(pool)
     consumers, tasks = await start_consumers(js, journal_bindings(writer), settings)
@@ -109,7 +108,7 @@ async def test_malformed_message_goes_to_dlq_with_reason_and_consumer_keeps_goin
     assert dead[1].data == b"not json at all"
 
 
-async def test_shutdown_lets_the_batch_in_hand_commit_and_ack(nc, pool, settings):
+async def test_shutdown_lets_the_batch_in_hand_commit_and_ack(nc, pool, settings, one_of_each):
     js = nc.jetstream()
     writer = await JournalWriter.create(pool)
     consumers, tasks = await start_consumers(js, journal_bindings(writer), settings)

@@ -2,13 +2,12 @@
 from the page is published as a journal entry."""
 from aiohttp.test_utils import TestClient, TestServer
 
-from eventfactory import one_of_each
 from journal_svc.web import make_app
 from journal_svc.writer import JournalWriter
 from shared.contract import events
 
 
-async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool):
+async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool, one_of_each):
     js = nc.jetstream()
     writer = await JournalWriter.create(pool)
     sample = one_of_each(run_id="w1", step=17800)
