@@ -10,6 +10,7 @@ from shared import bus
 from shared.bus import control
 from shared.contract import events
 from introspect import servers
+from shared.contract.settings import load_settings
 from trainer_svc.controls import MONITOR_WHO
 from trainer_svc.publisher import BusPublisher
 from trainer_svc.training import Trainer
@@ -151,3 +152,41 @@ async def test_a_burst_larger_than_the_queue_loses_nothing_and_keeps_order(nc, s
         got += batch
     assert [events.decode(m.data).step for m in got] == list(range(5000))
     assert not publisher.outbox.pending()
+
+
+async def next_command(controls, timeout=5.0):
+    for _ in range(int(timeout / 0.05)):
+        polled = controls.poll()
+        if polled:
+            return polled
+        await asyncio.sleep(0.05)
+    return []
+
+
+async def test_a_pause_reaches_the_trainer_by_the_watcher_also_after_a_server_restart(tmp_path, trainer_args):
+    port = servers.free_port()
+    proc = servers.start_nats(port, tmp_path / "js")
+    settings = load_settings({}, nats_url=f"nats://127.0.0.1:{port}", instance="test")
+    wiring = wire(trainer_args(run_id="t5"), settings)
+    wiring.controls.poll_interval = 60  # no safety-net reads within the test: only the watcher
+    nc = None
+    try:
+        assert await asyncio.to_thread(wiring.start, 10)
+        nc = await bus.connect(settings, "check")
+        js, kv = nc.jetstream(), await bus.control_bucket(nc.jetstream(), settings)
+        await control.send(js, kv, control.command("t5", events.Pause(), reason="first"))
+        assert [c.reason for c in await next_command(wiring.controls)] == ["first"]
+        servers.stop_process(proc)
+        proc = servers.start_nats(port, tmp_path / "js")  # same store: the bucket survives
+        for _ in range(100):  # both clients reconnect
+            if nc.is_connected and wiring.publisher.nc.stats["reconnects"]:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3)  # the controls re-create their watcher and re-read: what follows is the watcher's
+        await control.send(js, kv, control.command("t5", events.Resume(), reason="second"))
+        assert [c.reason for c in await next_command(wiring.controls, timeout=10)] == ["second"]
+    finally:
+        if nc:
+            await nc.close()
+        await asyncio.to_thread(wiring.close)
+        servers.stop_process(proc)

@@ -1,7 +1,8 @@
 """Commands from the bus for the training loop, applied at step boundaries.
 
 - pause/resume/stop come from the run's desired state in the control KV bucket, read first at
-  start (a pause issued while the trainer was down still holds) and then polled;
+  start (a pause issued while the trainer was down still holds), then re-read on every change a
+  KV watcher reports, and at least every `poll_interval` seconds in case the watcher missed one;
 - freeze/mix come from a durable consumer on `control.<run>.{freeze,mix}` (the kit's Consumer:
   strict decode, dead letter for what does not decode), so none is missed while the trainer is
   down; inline mix texts (the bias protocol's counter-examples) join as an
@@ -31,13 +32,14 @@ from trainer_svc.hooks import LocalControls
 log = logging.getLogger(__name__)
 ORDER_FOR_STATE = {"paused": events.Pause, "running": events.Resume, "stopped": events.Stop}
 MONITOR_WHO = "trainer_svc:monitor"
+RECONNECT_CHECK_S = 1.0  # how soon a reconnect is noticed (the watcher is silent meanwhile)
 
 
 class BusControls(LocalControls):
     """LocalControls (the queue the training thread polls), fed from the bus."""
 
     def __init__(self, run_id: str, settings: Settings, run_dir: Path, require_monitor: bool = False,
-                 monitor_timeout: float = 60.0, poll_interval: float = 0.25):
+                 monitor_timeout: float = 60.0, poll_interval: float = 2.0):
         super().__init__()
         self.run_id, self.settings, self.run_dir = run_id, settings, Path(run_dir)
         self.require_monitor, self.monitor_timeout = require_monitor, monitor_timeout
@@ -70,12 +72,31 @@ class BusControls(LocalControls):
             args=ORDER_FOR_STATE[desired.state](), reason=desired.reason, who=desired.who))
 
     async def watch_state(self) -> None:
+        """Re-read the desired state whenever the watcher reports a change of the run's key (its
+        first report is the current value or a None marker: a read too, harmless), and at least
+        every `poll_interval` s. After a reconnect, whose server may have forgotten the watcher's
+        subscription, the watcher is re-created and the state re-read."""
+        watcher, reconnects, last_read = None, None, 0.0
         while True:
             try:
-                await self.check_desired_state()
+                if watcher is None or self.nc.stats["reconnects"] != reconnects:
+                    await stop_watcher(watcher)
+                    reconnects = self.nc.stats["reconnects"]
+                    watcher = await self.kv.watch(subjects.check_run_id(self.run_id))
+                    last_read = 0.0
+                try:
+                    await watcher.updates(timeout=RECONNECT_CHECK_S)
+                    changed = True
+                except nats.errors.TimeoutError:
+                    changed = False
+                if changed or time.monotonic() - last_read >= self.poll_interval:
+                    last_read = time.monotonic()
+                    await self.check_desired_state()
             except Exception as err:  # noqa: BLE001 - the bus may be down; keep trying
                 log.debug("control state unreadable", extra={"error": repr(err)})
-            await asyncio.sleep(self.poll_interval)
+                await stop_watcher(watcher)
+                watcher = None
+                await asyncio.sleep(RECONNECT_CHECK_S)
 
     def freeze_and_mix_consumer(self) -> Consumer:
         """In order, one at a time: a mix and a freeze apply in the order they were sent."""
@@ -112,3 +133,11 @@ class BusControls(LocalControls):
                 await control.send(self.js, self.kv, control.command(
                     self.run_id, events.Pause(), who=MONITOR_WHO, reason=reason))
             await asyncio.sleep(min(2.0, self.monitor_timeout / 3))
+
+
+async def stop_watcher(watcher) -> None:
+    if watcher is not None:
+        try:
+            await watcher.stop()
+        except Exception as err:  # noqa: BLE001 - its subscription may be gone with the connection
+            log.debug("watcher stop failed", extra={"error": repr(err)})
