@@ -1,11 +1,14 @@
-"""Helpers the tests share (conftest.py turns them into fixtures): a small corpus, the trainer
-options of a tiny, fast run, and one valid event of every kind."""
+"""Helpers the tests share (conftest.py turns some into fixtures): a small corpus, the trainer
+options of a tiny, fast run, one valid event of every kind, and who answers service discovery."""
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 from pathlib import Path
 
 import msgspec
+import nats
 
 from shared.contract import events as ev
 from shared.contract.events import new_event_id
@@ -63,3 +66,18 @@ def one_of_each(run_id: str = "r1", step: int = 10) -> list[ev.Event]:
             detector="bias", severity="high", detection_id="d1", source_event_id="s1")),
             reason="bias high", who="understanding_svc"),
     ]
+
+
+async def discovered(nats_url: str) -> set[str]:
+    """The names of the services that answer NATS service discovery."""
+    nc = await nats.connect(nats_url, max_reconnect_attempts=0)
+    names = set()
+
+    async def collect(msg):
+        names.add(json.loads(msg.data)["name"])
+    inbox = nc.new_inbox()
+    await nc.subscribe(inbox, cb=collect)
+    await nc.publish("$SRV.PING", b"", reply=inbox)
+    await asyncio.sleep(0.5)
+    await nc.close()
+    return names

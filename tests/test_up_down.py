@@ -8,29 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-import nats
 import pytest
 
 from introspect import servers
 from introspect.launcher import SERVICES
+from support import discovered
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-async def discovered(nats_url: str) -> set[str]:
-    """The names of the services that answer NATS service discovery."""
-    nc = await nats.connect(nats_url, max_reconnect_attempts=0)
-    names = set()
-
-    async def collect(msg):
-        names.add(json.loads(msg.data)["name"])
-    inbox = nc.new_inbox()
-    await nc.subscribe(inbox, cb=collect)
-    await nc.publish("$SRV.PING", b"", reply=inbox)
-    await asyncio.sleep(0.5)
-    await nc.close()
-    return names
 
 
 def wait_for(check, up: subprocess.Popen, log: Path, timeout: float = 60):
