@@ -39,15 +39,19 @@ class Running:
         await asyncio.to_thread(self.publisher.close)
 
 
+async def next_status(sub, timeout=30) -> events.Status:
+    return events.decode((await sub.next_msg(timeout=timeout)).data)
+
+
 async def statuses(sub, wanted, timeout=30):
+    """The states seen until `wanted`."""
     seen = []
     while wanted not in seen:
-        event = events.decode((await sub.next_msg(timeout=timeout)).data)
-        seen.append(event.state)
+        seen.append((await next_status(sub, timeout)).state)
     return seen
 
 
-async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settings, trainer_args):
+async def test_a_pause_set_while_the_trainer_was_down_holds_from_the_first_step(nc, settings, trainer_args):
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
     await control.send(js, kv, control.command("t1", events.Pause(), reason="paused before start"))
@@ -55,27 +59,71 @@ async def test_pause_set_while_down_holds_then_resume_freeze_and_stop(nc, settin
     args = trainer_args("--steps", "400", run_id="t1")
     wiring = wire(args, settings)
     assert await asyncio.to_thread(wiring.start, 10)
-    trainer = trainer_on(wiring, args)
-    async with Running(trainer, wiring) as running:
+    async with Running(trainer_on(wiring, args), wiring) as running:
         assert (await statuses(status, "paused"))[-1] == "paused"
-        assert trainer.step == 0  # the pause held from the first step boundary
-        await control.send(js, kv, control.command("t1", events.Resume(), note="go on"))
-        await statuses(status, "running")
-        await control.send(js, kv, control.command(
-            "t1", events.Freeze(names=["transformer.h.0.mlp"])))
-        await statuses(status, "running")
-        await js.publish("control.t1.mix", b'{"kind": "command", "nonsense": true}')
-        dlq = await js.pull_subscribe("dlq.trainer_svc", stream="DLQ")
-        dead = (await dlq.fetch(1, timeout=5))[0]
-        assert "undecodable" in dead.headers["Introspect-Error"]
+        assert running.trainer.step == 0
         await control.send(js, kv, control.command("t1", events.Stop(), reason="enough"))
         assert await running.task == "stopped"
-    assert trainer.frozen.names == ["transformer.h.0.mlp"]
-    # checkpoints of the pause and the stop are in the object store and match their events
+
+
+async def test_a_resume_from_the_bus_continues_training(nc, settings, trainer_args):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    await control.send(js, kv, control.command("t6", events.Pause()))
+    status = await nc.subscribe("train.t6.status")
+    args = trainer_args("--steps", "3", run_id="t6")
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    async with Running(trainer_on(wiring, args), wiring) as running:
+        await statuses(status, "paused")
+        await control.send(js, kv, control.command("t6", events.Resume(), note="go on"))
+        assert await running.task == "finished"
+        assert running.trainer.step == 3
+
+
+async def test_a_freeze_from_the_bus_is_applied(nc, settings, trainer_args):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    status = await nc.subscribe("train.t7.status")
+    args = trainer_args("--steps", "400", run_id="t7")
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    async with Running(trainer_on(wiring, args), wiring) as running:
+        await statuses(status, "running")
+        await control.send(js, kv, control.command("t7", events.Freeze(names=["transformer.h.0.mlp"])))
+        while not (await next_status(status)).reason.startswith("froze"):
+            pass
+        assert running.trainer.frozen.names == ["transformer.h.0.mlp"]
+
+
+async def test_an_undecodable_control_message_is_dead_lettered_and_the_next_one_arrives(
+        nc, settings, trainer_args):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    wiring = wire(trainer_args(run_id="t8"), settings)
+    try:
+        assert await asyncio.to_thread(wiring.start, 10)
+        await js.publish("control.t8.mix", b'{"kind": "command", "nonsense": true}')
+        dlq = await js.pull_subscribe("dlq.trainer_svc", stream="DLQ")
+        dead = (await dlq.fetch(1, timeout=5))[0]
+        assert "undecodable" in dead.headers["Introspect-Error"] and dead.data.startswith(b'{"kind"')
+        await control.send(js, kv, control.command("t8", events.Freeze(names=["lm_head"])))
+        assert [c.action for c in await next_command(wiring.controls)] == ["freeze"]
+    finally:
+        await asyncio.to_thread(wiring.close)
+
+
+async def test_checkpoints_are_in_the_object_store_as_their_events_announce(nc, settings, trainer_args):
+    js = nc.jetstream()
+    args = trainer_args("--steps", "3", "--checkpoint-every", "2", run_id="t9")
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    assert await asyncio.to_thread(trainer_on(wiring, args).run) == "finished"
+    await asyncio.to_thread(wiring.close)
     store = await bus.checkpoint_store(js, settings)
-    sub = await js.pull_subscribe("train.t1.checkpoint", stream="TRAIN")
+    sub = await js.pull_subscribe("train.t9.checkpoint", stream="TRAIN")
     announced = [events.decode(m.data) for m in await sub.fetch(10, timeout=2)]
-    assert [c.reason for c in announced] == ["pause", "stop"]
+    assert [(c.step, c.reason) for c in announced] == [(2, "interval"), (3, "final")]
     for cp in announced:
         data = (await store.get(cp.object_name)).data
         assert len(data) == cp.size and hashlib.sha256(data).hexdigest() == cp.sha256

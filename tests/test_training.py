@@ -10,10 +10,11 @@ from shared.contract.events import (ActivationStats, ControlCommand, EvalResult,
                                     Sample, Status, StepMetrics, Stop,
                                     decode, encode)
 from trainer_svc.mfu import mfu, peak_flops, device_peak_flops
-from support import WORDS, write_corpus
+from support import WORDS, tiny_run_args, write_corpus
 from trainer_svc.options import parse_args
 from trainer_svc.schedule import lr_multiplier
 from trainer_svc.training import EventLog, LocalControls, Trainer
+
 
 def command(action, **fields):
     order = {"pause": Pause, "resume": Resume, "stop": Stop, "freeze": Freeze, "mix": Mix}[action]
@@ -39,27 +40,51 @@ def of(log, kind):
     return [e for e in log if isinstance(e, kind)]
 
 
-def test_events_follow_the_contract(tmp_path, trainer_args):
+@pytest.fixture(scope="module")
+def reported_run(tmp_path_factory):
+    """(events, checkpoints) of one 12-step run with every periodic report and checkpoints on."""
+    tmp_path = tmp_path_factory.mktemp("reported")
     bundle = tmp_path / "core"
     bundle.mkdir()
     (bundle / "pick.jsonl").write_text("\n".join(json.dumps(
         {"context": f"the king said {w}", "choices": ["crown", "sword"], "gold": i % 2}) for i, w in enumerate(WORDS)))
     log, checkpoints = EventLog(), []
-    trainer = Trainer(trainer_args("--eval-every", "5", "--sample-every", "10", "--sample-tokens", "3",
-                               "--activations-every", "4", "--checkpoint-every", "5", "--core-bundle", str(bundle)),
-                      log, on_checkpoint=lambda *a: checkpoints.append(a))
-    assert trainer.run() == "finished"
-    steps = of(log, StepMetrics)
+    args = tiny_run_args(tmp_path, "--eval-every", "5", "--sample-every", "10", "--sample-tokens", "3",
+                         "--activations-every", "4", "--checkpoint-every", "5", "--core-bundle", str(bundle))
+    assert Trainer(args, log, on_checkpoint=lambda *a: checkpoints.append(a)).run() == "finished"
+    return log, checkpoints
+
+
+def test_every_step_reports_its_metrics(reported_run):
+    steps = of(reported_run[0], StepMetrics)
     assert [e.step for e in steps] == list(range(12))
     assert all(e.mfu is None and e.tokens_per_s > 0 and e.data_mix == {"main": 1.0} for e in steps)
     assert steps[-1].tokens_seen == 12 * 4 * 32
-    assert [s.state for s in of(log, Status)] == ["starting", "running", "finished"]
+
+
+def test_status_goes_starting_running_finished(reported_run):
+    assert [s.state for s in of(reported_run[0], Status)] == ["starting", "running", "finished"]
+
+
+def test_reports_come_at_their_interval_and_once_more_at_the_end(reported_run):
+    log = reported_run[0]
     assert [e.step for e in of(log, ActivationStats)] == [4, 8, 12]
-    assert {(e.name, e.step) for e in of(log, EvalResult) if e.name == "val_bpb"} == {("val_bpb", 5), ("val_bpb", 10), ("val_bpb", 12)}
-    assert {e.name for e in of(log, EvalResult)} == {"val_bpb", "core:pick", "core"}
+    assert {(e.name, e.step) for e in of(log, EvalResult) if e.name == "val_bpb"} == {
+        ("val_bpb", 5), ("val_bpb", 10), ("val_bpb", 12)}
     samples = of(log, Sample)
     assert {s.mode for s in samples} == {"greedy", "sampled"} and {s.step for s in samples} == {10, 12}
-    assert [(c[1], c[4]) for c in checkpoints] == [(5, "interval"), (10, "interval"), (12, "final")]
+
+
+def test_a_core_bundle_adds_a_result_per_task_and_their_mean(reported_run):
+    assert {e.name for e in of(reported_run[0], EvalResult)} == {"val_bpb", "core:pick", "core"}
+
+
+def test_checkpoints_at_their_interval_and_at_the_end(reported_run):
+    assert [(c[1], c[4]) for c in reported_run[1]] == [(5, "interval"), (10, "interval"), (12, "final")]
+
+
+def test_event_ids_are_unique_and_events_decode_strictly(reported_run):
+    log = reported_run[0]
     ids = [e.event_id for e in log]
     assert len(ids) == len(set(ids))
     for event in log:
