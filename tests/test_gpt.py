@@ -1,9 +1,8 @@
-"""The model: shapes, the logit soft-cap, the FLOP estimate, Muon, and generation."""
+"""The model: shapes, the logit soft-cap, the FLOP estimate, Muon."""
 import torch
 
 from shared.model.gpt import GPT, LOGIT_SOFTCAP, config_for_depth, build_model
 from trainer_svc.optim import setup_optimizers, zeropower_via_newtonschulz5
-from shared.model.generate import generate_ids
 
 torch.set_num_threads(2)
 
@@ -71,12 +70,3 @@ def test_muon_orthogonalises_and_updates():
     assert not torch.equal(before, model.transformer.h[0].attn.c_proj.weight)
     assert all("initial_lr" in g for opt in optimizers for g in opt.param_groups)
 
-
-def test_generation_greedy_and_seeded():
-    model = tiny_model(seq=16)
-    prompt = list(range(1, 40))  # longer than sequence_len: truncated from the left
-    greedy = generate_ids(model, prompt, 8)
-    assert greedy == generate_ids(model, prompt, 8) and len(greedy) == 8
-    a = generate_ids(model, prompt, 8, temperature=1.0, top_k=20, seed=3)
-    assert a == generate_ids(model, prompt, 8, temperature=1.0, top_k=20, seed=3)
-    assert all(0 <= t < 300 for t in a)

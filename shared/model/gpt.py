@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from shared.model.kv_cache import KVCache
+
 LOGIT_SOFTCAP = 15.0
 
 
@@ -51,8 +53,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer: int = 0):
         super().__init__()
+        self.layer = layer  # which slot of a KVCache is this layer's
         self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
         self.head_dim = config.n_embd // config.n_head
         self.c_q = nn.Linear(config.n_embd, self.n_head * self.head_dim, bias=False)
@@ -60,7 +63,8 @@ class CausalSelfAttention(nn.Module):
         self.c_v = nn.Linear(config.n_embd, self.n_kv_head * self.head_dim, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                kv_cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
@@ -68,8 +72,11 @@ class CausalSelfAttention(nn.Module):
         cos, sin = cos.to(q.dtype), sin.to(q.dtype)
         q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # QK-norm
         q, k, v = q.to(v.dtype).transpose(1, 2), k.to(v.dtype).transpose(1, 2), v.transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           enable_gqa=self.n_head != self.n_kv_head)
+        if kv_cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               enable_gqa=self.n_head != self.n_kv_head)
+        else:
+            y = kv_cache.attend(self.layer, q, k, v)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -92,13 +99,14 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer: int = 0):
         super().__init__()
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, layer)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(norm(x), cos, sin)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                kv_cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(norm(x), cos, sin, kv_cache)
         return x + self.mlp(norm(x))
 
 
@@ -108,7 +116,7 @@ class GPT(nn.Module):
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         cos, sin = self._rotary_tables(config.sequence_len, config.n_embd // config.n_head)
@@ -134,15 +142,21 @@ class GPT(nn.Module):
             nn.init.zeros_(block.mlp.c_proj.weight)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                loss_reduction: str = "mean") -> torch.Tensor:
+                loss_reduction: str = "mean", kv_cache: KVCache | None = None) -> torch.Tensor:
         """Logits [B, T, V] without targets; else the loss ('none' gives per-token loss [B, T]).
-        Targets equal to -1 are ignored."""
+        Targets equal to -1 are ignored. With a `kv_cache` (generation): logits [B, 1, V] of each
+        row's last token, the cache moved on by this forward's tokens."""
         T = idx.size(1)
         assert T <= self.config.sequence_len, f"sequence of {T} longer than {self.config.sequence_len}"
-        cos, sin = self.cos[:, :T], self.sin[:, :T]
+        if kv_cache is None:
+            cos, sin = self.cos[:, :T], self.sin[:, :T]
+        else:
+            cos, sin = kv_cache.rotary(self.cos, self.sin, T)
         x = norm(self.transformer.wte(idx))
         for block in self.transformer.h:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, kv_cache)
+        if kv_cache is not None:
+            x = kv_cache.advance(x)
         logits = self.lm_head(norm(x)).float()
         logits = LOGIT_SOFTCAP * torch.tanh(logits / LOGIT_SOFTCAP)
         if targets is None:
