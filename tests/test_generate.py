@@ -51,6 +51,16 @@ def test_long_prompt_keeps_its_last_tokens_so_the_continuation_fits_the_window(m
         [reference_generate_ids(model, prompt[-(WINDOW - 10):], 10)]
 
 
+def test_a_continuation_past_the_window_goes_in_quarter_window_segments(model):
+    prompt, quarter = list(range(1, 120)), WINDOW // 4
+    out = generate_batch(model, [prompt], 40, [GREEDY])[0]
+    assert len(out) == 40
+    for start in (0, quarter, 2 * quarter):  # each segment sees the latest (window - its length) tokens
+        n = min(quarter, 40 - start)
+        context = (prompt + out[:start])[-(WINDOW - n):]
+        assert out[start:start + n] == reference_generate_ids(model, context, n)
+
+
 def test_more_new_tokens_than_the_window_go_in_segments(model):
     out = generate_batch(model, [PROMPTS[0], PROMPTS[1]], 150, [GREEDY, Sampling(1.0, 50, seed=1)])
     assert [len(row) for row in out] == [150, 150]

@@ -3,7 +3,7 @@ activation statistics, validation bits per byte per source, CORE, and text sampl
 from __future__ import annotations
 
 from shared.contract.events import ActivationStats, EvalResult, Sample, stable_event_id
-from shared.model.generate import generate
+from shared.model.generate import GREEDY, Sampling, generate_texts
 from trainer_svc.activations import activation_stats
 from trainer_svc.build import Placement
 from trainer_svc.evaluate import evaluate_bpb, evaluate_core
@@ -52,16 +52,19 @@ def core_report(model, tokenizer, bundle: str, batch_size: int, max_examples: in
 
 
 def samples_report(model, tokenizer, tokens: int, seed: int, placement: Placement, run_id: str, step: int) -> list[Sample]:
-    """A greedy and a sampled continuation of each prompt; the sampled one's seed is in its event."""
+    """A greedy and a sampled continuation of each prompt, all in one batch; the sampled one's seed is
+    in its event."""
+    seeds = [seed + step + i for i in range(len(SAMPLE_PROMPTS))]
+    requests = [(prompt, GREEDY) for prompt in SAMPLE_PROMPTS]
+    requests += [(prompt, Sampling(seed=s, **SAMPLED_SETTINGS)) for prompt, s in zip(SAMPLE_PROMPTS, seeds)]
+    with placement.autocast():
+        texts = generate_texts(model, tokenizer, requests, tokens)
+    greedy, sampled = texts[:len(SAMPLE_PROMPTS)], texts[len(SAMPLE_PROMPTS):]
     reports = []
     for i, prompt in enumerate(SAMPLE_PROMPTS):
-        with placement.autocast():
-            greedy = generate(model, tokenizer, prompt, tokens)
-            sample_seed = seed + step + i
-            sampled = generate(model, tokenizer, prompt, tokens, seed=sample_seed, **SAMPLED_SETTINGS)
         reports.append(Sample(event_id=stable_event_id(run_id, "sample", step, i, "greedy"), run_id=run_id,
-                              step=step, prompt=prompt, text=greedy, mode="greedy", max_new_tokens=tokens))
+                              step=step, prompt=prompt, text=greedy[i], mode="greedy", max_new_tokens=tokens))
         reports.append(Sample(event_id=stable_event_id(run_id, "sample", step, i, "sampled"), run_id=run_id,
-                              step=step, prompt=prompt, text=sampled, mode="sampled", seed=sample_seed,
+                              step=step, prompt=prompt, text=sampled[i], mode="sampled", seed=seeds[i],
                               max_new_tokens=tokens, **SAMPLED_SETTINGS))
     return reports

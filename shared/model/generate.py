@@ -6,9 +6,10 @@ Each row has its own sampling (greedy, or temperature / top-k with its own seede
 row's text depends only on (model, prompt, sampling), never on the other rows or the training RNG.
 Tokens stay on the device until the round ends and come to the host in one transfer.
 
-The window: a row's context is its prompt's last `window - new tokens` tokens, so the whole
-continuation fits in one cache. Asked for more than half a window of new tokens, the round goes in
-segments, each re-prefilled from the latest tokens.
+The window: when prompt and continuation fit it, the tokens are exactly those of re-running the
+model on the whole text each step. When they do not, the round goes in segments of at most a quarter
+window of new tokens, each prefilled again from the rows' latest tokens, so every token still sees
+at least three quarters of a window of context (the uncached original saw a full window, sliding).
 """
 from __future__ import annotations
 
@@ -94,8 +95,11 @@ def generate_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int, sa
     remaining = max_new_tokens
     while remaining > 0 and not (stop_id is not None and all(stop_id in o for o in out)):
         longest = max(len(p) + len(o) for p, o in zip(prompts, out))
-        keep = min(longest, max(window - remaining, window // 2))  # context kept per row
-        n = min(remaining, window - keep)
+        if longest + remaining <= window:
+            n = remaining
+        else:  # a segment: at most a quarter window of new tokens, unless the rows leave more room
+            n = max(window - longest, min(remaining, max(1, window // 4)))
+        keep = min(longest, window - n)  # context kept per row
         contexts = [(p + o)[-keep:] for p, o in zip(prompts, out)]
         for o, new in zip(out, continue_batch(model, contexts, n, chooser)):
             o += new
