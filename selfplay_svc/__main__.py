@@ -10,10 +10,8 @@ import torch
 
 from selfplay_svc.handlers import SelfPlay, bindings
 from selfplay_svc.models import ModelCache
-from selfplay_svc.prompts import SHIPPED_PROMPTS
 from shared import bus
 from shared.bus import kv_state
-from selfplay_svc import prompt_store
 from shared.contract import subjects
 from shared.db import create_pool
 from shared.bus.logs import setup_logging
@@ -26,7 +24,6 @@ async def main() -> None:
     setup_logging("selfplay_svc", settings.log_level)
     torch.set_num_threads(1)  # generation shares the machine with the trainer
     pool = await create_pool(settings.database_url)
-    await prompt_store.seed_prompts(pool, SHIPPED_PROMPTS)
     service = Service("selfplay_svc", "Reflections, conversations and the bias protocol", settings)
     await service.start()
     js = service.js

@@ -5,15 +5,20 @@
   reflection per (run, step, prompt version) with the run's active prompt, score it, publish it.
 - journal entries: answer human questions from the latest checkpoint; during a bias pause,
   gather human counter-examples and explanations.
-- control: a bias pause writes the supportive protocol entry and arms the supportive framing of
-  the next reflection; the resume sends the gathered texts to the trainer as a mix command.
-Per-run state (latest checkpoint, protocol, claims) is in a KV bucket, shared by all instances.
+- detections: keep each run's recent bias findings (summary, severity, span, explanation, the
+  excerpt around the span) from the detection events, for the protocol to quote.
+- control: a bias pause (by its typed cause) writes the supportive protocol entry with its
+  finding and arms the supportive framing of the next reflection; the resume sends the gathered
+  texts to the trainer as a mix command.
+Per-run state (latest checkpoint, findings, protocol, claims) is in a KV bucket, shared by all
+instances.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+
+import msgspec
 
 from shared import bus
 from shared.bus import control
@@ -23,12 +28,17 @@ from shared.bus import kv_state as state
 from shared.bus.consumer import Binding
 from shared.model.generate import generate
 from selfplay_svc.prompts import DEFAULT_VERSION, build_reflection_prompt
-from selfplay_svc.protocol import MITIGATION_TYPES, is_bias_pause, mitigation_mix, pause_entry
+from selfplay_svc.protocol import (
+    MITIGATION_TYPES, Finding, finding_of, finding_of_cause, is_bias_pause, mitigation_mix, pause_entry,
+)
 from selfplay_svc.scoring import score_reflection
 
 log = logging.getLogger("selfplay_svc")
 REFLECTION_SAMPLING = {"temperature": 0.8, "top_k": 50}
 MITIGATION_WEIGHT = 0.2
+FINDINGS_KEPT = 64  # recent bias findings per run; a pause follows its detection within seconds
+DETECTION_WAIT_S = 1.0  # a pause usually overtakes its detection by milliseconds (two consumers)
+DETECTION_DELIVERIES = 3  # then the kit's retries wait 2 s and 4 s before the pause's cause is used
 
 
 class SelfPlay:
@@ -90,21 +100,45 @@ class SelfPlay:
             question_event_id=question.event_id, question=question.body, answer=answer.strip(),
             checkpoint=latest["object_name"], checkpoint_sha256=latest["sha256"]))
 
+    # --- detections -> findings the protocol quotes ---------------------------------------------
+    async def on_detection(self, detection: events.Detection, msg) -> None:
+        if detection.detector != "bias":
+            return
+        finding = msgspec.to_builtins(finding_of(detection))
+
+        def remember(saved):
+            recent = {k: v for k, v in (saved or {}).items() if k != detection.event_id}
+            recent[detection.event_id] = finding
+            return dict(list(recent.items())[-FINDINGS_KEPT:]), None
+        await state.update(self.state_kv, f"findings.{detection.run_id}", remember)
+
+    async def pause_finding(self, cmd: events.ControlCommand, msg) -> Finding:
+        """The finding that caused a bias pause, from its detection event; when that has not come
+        after the kit's retries, what the pause's typed cause says."""
+        found = await state.wait_for(self.state_kv, f"findings.{cmd.run_id}",
+                                     lambda recent: recent.get(cmd.detection_id), DETECTION_WAIT_S)
+        if found is not None:
+            return msgspec.convert(found, Finding)
+        if msg.metadata.num_delivered < min(DETECTION_DELIVERIES, self.settings.max_deliver):
+            raise LookupError(f"detection {cmd.detection_id} not seen yet; the pause is retried")
+        log.warning("bias pause without its detection event; using its cause",
+                    extra={"run": cmd.run_id, "detection": cmd.detection_id})
+        return finding_of_cause(cmd)
+
     # --- control -> the bias protocol ---------------------------------------------------------
     async def on_control(self, cmd: events.ControlCommand, msg) -> None:
         key = f"protocol.{cmd.run_id}"
         if is_bias_pause(cmd):
-            detection, source_text = await self.detection_context(cmd)
-            title, body = pause_entry(detection, cmd.run_id, cmd.step, source_text)
+            finding = await self.pause_finding(cmd, msg)
+            title, body = pause_entry(finding, cmd.run_id, cmd.step)
             await bus.publish(self.js, events.JournalEntry(
                 event_id=events.stable_event_id("protocol", cmd.event_id), run_id=cmd.run_id,
                 step=cmd.step, author="system", entry_type="protocol", title=title, body=body,
-                who="selfplay_svc", refs={"command": cmd.event_id, "detection": cmd.detection_id or ""}))
+                who="selfplay_svc", refs={"command": cmd.event_id, "detection": cmd.detection_id}))
             await state.merge(self.state_kv, key, {
                 "paused": True, "supportive_pending": True, "texts": [], "pause_id": cmd.event_id,
-                "detection": {"summary": detection.get("summary", cmd.reason),
-                              "severity": detection.get("severity", "high"), "step": cmd.step}})
-        elif cmd.action == "resume":
+                "detection": msgspec.to_builtins(finding)})
+        elif isinstance(cmd.args, events.Resume):
             protocol = await state.get(self.state_kv, key) or {}
             if protocol.get("paused"):
                 await self.send_mitigation(cmd, protocol)
@@ -125,25 +159,12 @@ class SelfPlay:
             body=f"{len(texts)} human counter-examples and explanations written during the pause "
                  f"join the data mix with weight {MITIGATION_WEIGHT}.", refs={"command": mix.event_id}))
 
-    async def detection_context(self, cmd: events.ControlCommand) -> tuple[dict, str | None]:
-        """The detection and the text it was found in, from the journal (it may lag a little)."""
-        for _ in range(20):
-            row = await self.pool.fetchrow(
-                """SELECT d.summary, d.severity, d.details::text AS details, d.span_start, d.span_end,
-                          coalesce(s.text, r.text) AS source_text
-                   FROM detections d LEFT JOIN samples s ON s.event_id = d.source_event_id
-                   LEFT JOIN reflections r ON r.event_id = d.source_event_id
-                   WHERE d.event_id = $1""", cmd.detection_id)
-            if row:
-                detection = dict(row) | {"details": json.loads(row["details"] or "{}")}
-                return detection, row["source_text"]
-            await asyncio.sleep(0.25)
-        return {"summary": cmd.reason, "severity": "high", "details": {}}, None
-
 
 def bindings(selfplay: SelfPlay) -> list[Binding]:
     return [Binding(*subjects.SELFPLAY_CHECKPOINTS, handler=selfplay.on_checkpoint,
                     accepts=(events.Checkpoint,)),
             Binding(*subjects.SELFPLAY_QUESTIONS, handler=selfplay.on_entry, accepts=(events.JournalEntry,)),
+            Binding(*subjects.SELFPLAY_DETECTIONS, handler=selfplay.on_detection,
+                    accepts=(events.Detection,)),
             Binding(*subjects.SELFPLAY_CONTROL, handler=selfplay.on_control, ordered=True,
                     accepts=(events.ControlCommand,))]

@@ -1,4 +1,5 @@
-"""Reflection prompt versions in PostgreSQL: shipped versions, and the active version per run.
+"""Reflection prompt versions in PostgreSQL: the shipped versions (stored by the migrations, from
+selfplay_svc/prompts.py), and the active version and schedule per run.
 
 Every change of a run's version is also a journal entry, so the journal says which prompt wrote
 which reflection and when that changed.
@@ -9,12 +10,6 @@ import asyncpg
 
 from shared import bus
 from shared.contract import events
-
-
-async def seed_prompts(pool: asyncpg.Pool, prompts: dict[str, str]) -> None:
-    await pool.executemany(
-        "INSERT INTO prompts (version, text, word_count) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        [(version, text, len(text.split())) for version, text in prompts.items()])
 
 
 async def list_prompts(pool: asyncpg.Pool):
@@ -55,7 +50,7 @@ async def use_prompt(pool: asyncpg.Pool, js, run_id: str, version: str, who: str
     known = [r["version"] for r in await list_prompts(pool)]
     if version not in known:
         raise SystemExit(f"unknown prompt version {version!r}; known: {', '.join(known) or 'none'} "
-                         "(selfplay_svc stores the shipped versions when it starts)")
+                         "(the migrations store the shipped versions: run `alembic upgrade head`)")
     await pool.execute(
         """INSERT INTO run_prompts (run_id, version, who) VALUES ($1, $2, $3)
            ON CONFLICT (run_id) DO UPDATE SET version = EXCLUDED.version, set_at = now(),

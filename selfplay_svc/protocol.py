@@ -7,50 +7,55 @@ add counter-examples and explanations. Those human texts then join training as a
 data source, so the model learns why the pattern is biased and how to handle it, instead of only
 being stopped.
 
-Events may arrive as msgspec Structs or as plain dicts (database rows); both are read alike.
+The pause entry quotes the finding from the detection event itself (its summary, severity, span,
+explanation and the excerpt of the text around it), which selfplay keeps per run as a `Finding`;
+when the detection never arrived, the pause's typed cause is all there is to say.
 """
 from __future__ import annotations
 
-from typing import Any
+import msgspec
 
-from shared.contract.events import ControlCommand, Mix, Pause
+from shared.contract.events import ControlCommand, Detection, Mix, Pause, Severity
 
-CONTEXT_CHARS = 120  # characters of source text shown either side of the matched span
 MITIGATION_SOURCE = "mitigation"
 MITIGATION_TYPES = ("counter_example", "explanation")
 
 
-def field(obj: Any, name: str, default: Any = None) -> Any:
-    """A field of a Struct or a key of a dict row."""
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+class Finding(msgspec.Struct, frozen=True):
+    """What the protocol says about a bias finding; kept in selfplay's KV state per run."""
+    severity: Severity
+    summary: str
+    step: int
+    span: str = ""  # the matched text
+    context: str = ""  # the text around it, "…" where it was cut
+    explanation: str = ""
+
+
+def finding_of(detection: Detection) -> Finding:
+    """The protocol's view of a detection event: the span and its context from the event's excerpt."""
+    lo, hi = detection.span_start - detection.excerpt_start, detection.span_end - detection.excerpt_start
+    excerpt = detection.excerpt
+    span = excerpt[lo:hi] if excerpt and 0 <= lo <= hi <= len(excerpt) else ""
+    details = detection.details or {}
+    return Finding(severity=detection.severity, summary=detection.summary, step=detection.step,
+                   span=span, context=("…" if detection.excerpt_start else "") + excerpt,
+                   explanation=str(details.get("explanation") or details.get("reason") or ""))
+
+
+def finding_of_cause(command: ControlCommand) -> Finding:
+    """What a bias pause says by itself, for when its detection event never arrived."""
+    cause = command.args.cause
+    return Finding(severity=cause.severity, summary=cause.summary or command.reason, step=command.step)
 
 
 def quote(text: str) -> str:
     return "\n".join("> " + line for line in text.strip().splitlines()) or "> (empty)"
 
 
-def finding_context(detection: Any, source_text: str | None = None) -> tuple[str, str]:
-    """(matched span, surrounding context): from the source text if given, else from details."""
-    details = field(detection, "details") or {}
-    start, end = field(detection, "span_start", 0), field(detection, "span_end", 0)
-    if source_text is not None and 0 <= start <= end <= len(source_text):
-        span = source_text[start:end]
-        lo, hi = max(0, start - CONTEXT_CHARS), min(len(source_text), end + CONTEXT_CHARS)
-        context = ("…" if lo else "") + source_text[lo:hi] + ("…" if hi < len(source_text) else "")
-        return span, context
-    span = str(details.get("span_text") or details.get("match") or details.get("matched") or "")
-    return span, str(details.get("context") or "")
-
-
-def pause_entry(detection: Any, run_id: str, step: int, source_text: str | None = None) -> tuple[str, str]:
+def pause_entry(finding: Finding, run_id: str, step: int) -> tuple[str, str]:
     """Title and body of the system journal entry written when a bias detection pauses a run."""
-    severity = field(detection, "severity", "unknown")
-    summary = field(detection, "summary", "") or "a pattern the bias monitor flagged"
-    details = field(detection, "details") or {}
-    span, context = finding_context(detection, source_text)
-    explanation = str(details.get("explanation") or details.get("reason") or "")
+    severity, span, context = finding.severity, finding.span, finding.context
+    summary = finding.summary or "a pattern the bias monitor flagged"
 
     title = f"Training paused at step {step:,}: bias detection is working as intended"
     parts = [
@@ -63,8 +68,8 @@ def pause_entry(detection: Any, run_id: str, step: int, source_text: str | None 
         parts.append("The matched text:\n" + quote(span))
     if context and context.strip() != span.strip():
         parts.append("In its context:\n" + quote(context))
-    if explanation:
-        parts.append("Why it was flagged:\n" + quote(explanation))
+    if finding.explanation:
+        parts.append("Why it was flagged:\n" + quote(finding.explanation))
     parts.append(
         "Context matters: a flagged word is not biased in itself, and this pattern likely comes from "
         "the data the model learned from. We name it as bias, we do not punish it, and we add context.\n\n"

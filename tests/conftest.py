@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 
-from journal_svc.writer import create_staging_tables
+from journal_svc.handlers import journal_bindings
+from journal_svc.writer import JournalWriter, create_staging_tables
 from shared import bus, db, schema
+from shared.bus import kv_state
+from shared.bus.consumer import Consumer
 from introspect import servers
+from shared.contract import events, subjects
 from shared.contract.settings import load_settings
 import support
 from support import tiny_run_args
@@ -74,9 +80,11 @@ async def database_url(pg_server, template_db):
 
 
 @pytest.fixture
-def settings(nats_url, database_url):
+def settings(request, nats_url, database_url):
+    """Settings for the test's servers; a test changes some with
+    `@pytest.mark.parametrize("settings", [{"max_deliver": 2}], indirect=True)`."""
     return load_settings({}, nats_url=nats_url, database_url=database_url, web_port=0,
-                         batch_size=64, ack_wait_s=2.0, instance="test")
+                         batch_size=64, ack_wait_s=2.0, instance="test", **getattr(request, "param", {}))
 
 
 @pytest.fixture
@@ -100,12 +108,13 @@ def trainer_args(tmp_path):
     return lambda *extra, run_id="t": tiny_run_args(tmp_path, *extra, run_id=run_id)
 
 
-@pytest.fixture
-def tiny_checkpoint(trainer_args) -> tuple[str, str]:
-    """(path, sha256) of the final checkpoint of a 6-step run."""
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> tuple[str, str]:
+    """(path, sha256) of the final checkpoint of a 6-step run, trained once per session."""
     from trainer_svc.training import EventLog, Trainer
     saved = []
-    Trainer(trainer_args("--steps", "6", run_id="sp"), EventLog(), None, lambda *a: saved.append(a)).run()
+    args = tiny_run_args(tmp_path_factory.mktemp("tiny"), "--steps", "6", run_id="sp")
+    Trainer(args, EventLog(), None, lambda *a: saved.append(a)).run()
     path, _, _, sha256, _ = saved[-1]
     return path, sha256
 
@@ -115,3 +124,56 @@ def one_of_each():
     """`one_of_each(run_id, step)`: one valid example of every event kind, for contract and
     persistence tests."""
     return support.one_of_each
+
+
+@pytest.fixture
+async def run_bindings(nc, settings):
+    """`run_bindings(service, bindings)`: consume them like that service until the test ends."""
+    running = []
+
+    def start(service: str, bindings) -> None:
+        for binding in bindings:
+            consumer = Consumer(nc.jetstream(), binding, service, settings)
+            running.append((consumer, asyncio.create_task(consumer.run())))
+    yield start
+    for consumer, _ in running:
+        consumer.stop()
+    await asyncio.gather(*(task for _, task in running))
+
+
+@pytest.fixture
+async def journal_running(pool, run_bindings) -> None:
+    """journal_svc writes every stream to the test's database."""
+    run_bindings("journal_svc", journal_bindings(await JournalWriter.create(pool)))
+
+
+@pytest.fixture
+async def selfplay(nc, pool, settings, tmp_path, run_bindings):
+    """selfplay_svc consuming on the test's servers, reflecting every 10 steps in 12 tokens."""
+    from selfplay_svc.handlers import SelfPlay, bindings  # loads torch
+    from selfplay_svc.models import ModelCache
+    js = nc.jetstream()
+    settings = msgspec.structs.replace(settings, reflect_every=10, reflect_tokens=12)
+    service = SelfPlay(js, await bus.control_bucket(js, settings),
+                       await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET), pool,
+                       ModelCache(await bus.checkpoint_store(js, settings), tmp_path / "cache"), settings)
+    run_bindings("selfplay_svc", bindings(service))
+    return service
+
+
+@pytest.fixture
+def publish_checkpoint(nc, settings, tiny_checkpoint):
+    """`await publish_checkpoint(run_id, step)`: the tiny checkpoint, stored and announced at `step`."""
+    from shared.model.checkpoint import object_name  # loads torch
+    path, sha256 = tiny_checkpoint
+
+    async def publish(run_id: str, step: int) -> events.Checkpoint:
+        js = nc.jetstream()
+        name = object_name(run_id, step)
+        with open(path, "rb") as f:
+            await (await bus.checkpoint_store(js, settings)).put(name, f)
+        checkpoint = events.Checkpoint(event_id=events.new_event_id(), run_id=run_id, step=step,
+                                       object_name=name, size=Path(path).stat().st_size, sha256=sha256)
+        await bus.publish(js, checkpoint)
+        return checkpoint
+    return publish

@@ -1,5 +1,6 @@
 """Helpers the tests share (conftest.py turns some into fixtures): a small corpus, the trainer
-options of a tiny, fast run, one valid event of every kind, and who answers service discovery."""
+options of a tiny, fast run, one valid event of every kind, who answers service discovery, and
+waiting for an event or a journal row."""
 from __future__ import annotations
 
 import asyncio
@@ -81,3 +82,22 @@ async def discovered(nats_url: str) -> set[str]:
     await asyncio.sleep(0.5)
     await nc.close()
     return names
+
+
+async def next_event(sub, kind: type, timeout: float = 60.0, where=lambda event: True):
+    """The next event of this kind (and matching `where`) on a core NATS subscription."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = ev.decode((await sub.next_msg(timeout=timeout)).data)
+            if isinstance(event, kind) and where(event):
+                return event
+
+
+async def wait_row(pool, sql: str, *args, timeout: float = 15.0):
+    """The first row of a query once the journal has it."""
+    for _ in range(int(timeout / 0.1)):
+        row = await pool.fetchrow(sql, *args)
+        if row:
+            return row
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no row within {timeout} s for {sql}")

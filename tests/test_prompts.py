@@ -1,8 +1,13 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfplay_svc.prompt_store import list_prompts
 from selfplay_svc.prompts import (
     DEFAULT_VERSION, SHIPPED_PROMPTS, SUPPORTIVE_FRAMING, build_reflection_prompt, get_prompt, word_count,
 )
-
-import pytest
 
 PAUSE = {"summary": "stereotype linking a group to 'criminal'", "severity": "high", "step": 17800}
 
@@ -53,3 +58,22 @@ def test_supportive_framing_only_when_asked():
 def test_unknown_version_fails_loudly():
     with pytest.raises(KeyError):
         get_prompt("v9")
+
+
+async def test_the_migrations_store_every_shipped_prompt_version(pool):
+    """`introspect prompt use` works before selfplay_svc ever ran; a version added to prompts.py
+    without a migration that stores it fails here."""
+    stored = {r["version"]: r for r in await pool.fetch("SELECT version, text, word_count FROM prompts")}
+    assert set(stored) == set(SHIPPED_PROMPTS)
+    for version, text in SHIPPED_PROMPTS.items():
+        assert stored[version]["text"] == text and stored[version]["word_count"] == word_count(text)
+    assert [r["version"] for r in await list_prompts(pool)] == sorted(SHIPPED_PROMPTS)
+
+
+def test_the_migrate_image_can_read_the_prompts_without_torch():
+    """Migration 0004 imports selfplay_svc.prompts in an image that has no torch."""
+    code = "import sys, selfplay_svc.prompts; print(sorted(n for n in sys.modules if n.startswith('torch')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

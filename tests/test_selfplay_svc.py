@@ -1,131 +1,193 @@
-"""selfplay_svc on real NATS and PostgreSQL, with a tiny checkpoint trained here: a reflection
-with scores, a stored two-turn conversation, and the supportive bias protocol end to end."""
+"""selfplay_svc on real NATS and PostgreSQL: each test runs the service's consumers (the `selfplay`
+fixture, with a tiny checkpoint trained once per session) and checks one behaviour."""
 import asyncio
-from pathlib import Path
 
-import msgspec
+import nats.errors
+import pytest
 
-from journal_svc.handlers import journal_bindings
-from journal_svc.writer import JournalWriter
-from selfplay_svc.handlers import SelfPlay, bindings
-from selfplay_svc.models import ModelCache
-from selfplay_svc.prompts import SHIPPED_PROMPTS, SUPPORTIVE_FRAMING
+from selfplay_svc.prompts import SUPPORTIVE_FRAMING
+from selfplay_svc import prompt_store
 from shared import bus
 from shared.bus import control, kv_state
-from shared.contract import events, subjects
-from selfplay_svc import prompt_store
-from shared.bus.consumer import Consumer
+from shared.contract import events
 from shared.model.checkpoint import object_name
+from support import next_event, wait_row
+
+RUN = "sp"
+SOURCE = ("The sample went on about the harbour, the weather and the price of bread for a while, "
+          "then it said: immigrants are criminals, and the story moved on to the king's feast.")
+SPAN = "immigrants are criminals"
+EXCERPT_CHARS = 40  # what understanding_svc carries either side of the span (120 there; shorter here)
 
 
-async def next_event(sub, kind, timeout=60):
-    while True:
-        msg = await sub.next_msg(timeout=timeout)
-        event = events.decode(msg.data)
-        if isinstance(event, kind):
-            return event
+def bias_detection(severity="high") -> events.Detection:
+    """A detection as understanding_svc publishes it: the source text stays in the sample, the event
+    carries the excerpt around the span."""
+    start = SOURCE.index(SPAN)
+    excerpt_start = start - EXCERPT_CHARS
+    return events.Detection(
+        event_id=events.new_event_id(), run_id=RUN, step=12, detector="bias", severity=severity,
+        source_event_id="sample-12", source_subject=f"train.{RUN}.sample", span_start=start,
+        span_end=start + len(SPAN), summary="high nationality generalisation",
+        details={"explanation": "a negative trait generalised to a nationality"},
+        excerpt=SOURCE[excerpt_start:start + len(SPAN) + EXCERPT_CHARS], excerpt_start=excerpt_start)
 
 
-async def wait_row(pool, sql, *args, timeout=15):
-    for _ in range(int(timeout / 0.1)):
-        row = await pool.fetchrow(sql, *args)
-        if row:
-            return row
+def bias_pause(detection: events.Detection, severity="high", summary="") -> events.ControlCommand:
+    cause = events.PauseCause(detector="bias", severity=severity, detection_id=detection.event_id,
+                              source_event_id=detection.source_event_id, summary=summary)
+    return control.command(RUN, events.Pause(cause=cause), step=detection.step, who="understanding_svc",
+                           reason=f"bias {severity}: {summary}")
+
+
+def human_entry(entry_type: str, body: str) -> events.JournalEntry:
+    return events.JournalEntry(event_id=events.new_event_id(), run_id=RUN, step=-1, author="human",
+                               entry_type=entry_type, body=body)
+
+
+async def protocol_entry(sub) -> events.JournalEntry:
+    return await next_event(sub, events.JournalEntry, timeout=20,
+                            where=lambda e: e.author == "system" and e.entry_type == "protocol")
+
+
+async def gathered_texts(selfplay, n: int) -> list[str]:
+    for _ in range(100):
+        texts = (await kv_state.get(selfplay.state_kv, f"protocol.{RUN}") or {}).get("texts", [])
+        if len(texts) >= n:
+            return texts
         await asyncio.sleep(0.1)
-    raise AssertionError(f"no row for {sql}")
+    raise AssertionError(f"fewer than {n} texts gathered")
 
 
-async def test_reflection_conversation_and_bias_protocol(nc, pool, settings, tmp_path, tiny_checkpoint):
-    settings = msgspec.structs.replace(settings, reflect_every=10, reflect_tokens=12)
-    js = nc.jetstream()
-    await prompt_store.seed_prompts(pool, SHIPPED_PROMPTS)
-    path, sha256 = tiny_checkpoint
-    store = await bus.checkpoint_store(js, settings)
-    kv = await bus.control_bucket(js, settings)
-    state_kv = await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET)
-    selfplay = SelfPlay(js, kv, state_kv, pool, ModelCache(store, tmp_path / "cache"), settings)
-    writer = await JournalWriter.create(pool)
-    consumers = [Consumer(js, b, "selfplay_svc", settings) for b in bindings(selfplay)]
-    consumers += [Consumer(js, b, "journal_svc", settings) for b in journal_bindings(writer)]
-    tasks = [asyncio.create_task(c.run()) for c in consumers]
-    out = await nc.subscribe("selfplay.sp.>")
-    mixes = await nc.subscribe("control.sp.mix")
-
-    async def checkpoint_at(step):
-        name = object_name("sp", step)
-        with open(path, "rb") as f:
-            await store.put(name, f)
-        await bus.publish(js, events.Checkpoint(event_id=events.new_event_id(), run_id="sp", step=step,
-                                                object_name=name, size=Path(path).stat().st_size,
-                                                sha256=sha256))
-
-    # a checkpoint on the reflection schedule gives one scored reflection
-    await checkpoint_at(10)
+async def test_a_checkpoint_on_the_schedule_gives_one_scored_reflection(nc, selfplay, publish_checkpoint,
+                                                                        tiny_checkpoint):
+    out = await nc.subscribe(f"selfplay.{RUN}.reflection")
+    await publish_checkpoint(RUN, 5)  # off the schedule (every 10)
+    await publish_checkpoint(RUN, 10)
     reflection = await next_event(out, events.Reflection)
     assert reflection.step == 10 and reflection.prompt_version == "v1.3" and not reflection.supportive
-    assert {"distinct_1", "seq_rep_4", "compression_ratio", "uncertainty_share",
+    assert {"distinct_1", "distinct_2", "seq_rep_4", "compression_ratio", "uncertainty_share",
             "structure_ratio"} <= set(reflection.scores)
-    assert reflection.checkpoint_sha256 == sha256 and reflection.sampling["temperature"] > 0
+    assert reflection.checkpoint_sha256 == tiny_checkpoint[1] and reflection.sampling["temperature"] > 0
 
-    # a question gives a stored two-turn conversation
-    question = events.JournalEntry(event_id=events.new_event_id(), run_id="sp", step=-1, author="human",
+
+async def test_a_question_is_answered_and_stored_with_both_turns(nc, pool, selfplay, journal_running,
+                                                                 publish_checkpoint):
+    replies = await nc.subscribe(f"selfplay.{RUN}.reply")
+    await publish_checkpoint(RUN, 10)
+    question = events.JournalEntry(event_id=events.new_event_id(), run_id=RUN, step=-1, author="human",
                                    entry_type="question", body="How was that last training run?",
                                    conversation_id="conv-1")
-    await bus.publish(js, question)
-    reply = await next_event(out, events.Reply)
+    await bus.publish(nc.jetstream(), question)  # retried until the checkpoint is known
+    reply = await next_event(replies, events.Reply)
     assert reply.conversation_id == "conv-1" and reply.step == 10
-    row = await wait_row(pool, """SELECT q.body AS question, c.answer, c.step, c.checkpoint
-                                  FROM conversations c JOIN journal_entries q
-                                  ON q.conversation_id = c.conversation_id
+    row = await wait_row(pool, """SELECT q.body AS question, c.answer, c.checkpoint
+                                  FROM conversations c JOIN journal_entries q USING (conversation_id)
                                   WHERE c.conversation_id = 'conv-1'""")
-    assert row["question"] == question.body and row["answer"] == reply.answer
-    assert row["checkpoint"] == object_name("sp", 10)
+    assert (row["question"], row["answer"]) == (question.body, reply.answer)
+    assert row["checkpoint"] == object_name(RUN, 10)
 
-    # a bias pause: the protocol entry, counter-examples gathered, a mix on resume
-    text = "Then it said: immigrants are criminals."
-    sample = events.Sample(event_id=events.new_event_id(), run_id="sp", step=12, prompt="", text=text,
-                           mode="sampled")
-    detection = events.Detection(
-        event_id=events.new_event_id(), run_id="sp", step=12, detector="bias", severity="high",
-        source_event_id=sample.event_id, source_subject="train.sp.sample",
-        span_start=text.index("immigrants"), span_end=len(text) - 1,
-        summary="high nationality generalisation", details={"explanation": "negative predicate"})
-    await bus.publish(js, sample)
+
+async def test_a_bias_pause_writes_the_protocol_entry_with_the_findings_context(nc, selfplay):
+    entries = await nc.subscribe(f"journal.{RUN}.entry")
+    js, detection = nc.jetstream(), bias_detection()
     await bus.publish(js, detection)
-    await wait_row(pool, "SELECT 1 FROM detections WHERE event_id = $1", detection.event_id)
-    await control.send(js, kv, control.command(
-        "sp", events.Pause(cause=events.PauseCause(detector="bias", severity="high",
-                                                   detection_id=detection.event_id,
-                                                   source_event_id=sample.event_id)),
-        step=12, who="understanding_svc", reason="bias high"))
-    entry = await wait_row(pool, "SELECT title, body FROM journal_entries WHERE run_id = 'sp' "
-                                 "AND author = 'system' AND entry_type = 'protocol'")
-    assert "working as intended" in entry["body"] and "immigrants are criminals" in entry["body"]
+    pause = bias_pause(detection)
+    await control.send(js, selfplay.kv, pause)
+    entry = await protocol_entry(entries)
+    assert entry.body.startswith("Detection is working as intended")
+    assert "high-severity" in entry.body and detection.summary in entry.body
+    assert f"> {SPAN}" in entry.body  # the matched text
+    assert f"> …ice of bread for a while, then it said: {SPAN}, and the story" in entry.body  # cut
+    assert "> a negative trait generalised to a nationality" in entry.body
+    assert entry.refs == {"command": pause.event_id, "detection": detection.event_id}
+
+
+async def test_a_pause_that_overtakes_its_detection_waits_for_it(nc, selfplay):
+    entries = await nc.subscribe(f"journal.{RUN}.entry")
+    js, detection = nc.jetstream(), bias_detection()
+    await control.send(js, selfplay.kv, bias_pause(detection))
+    await asyncio.sleep(1.5)  # the pause is handled first, waits for its detection, then is retried
+    await bus.publish(js, detection)
+    entry = await protocol_entry(entries)
+    assert f"> {SPAN}" in entry.body and "a negative trait" in entry.body
+
+
+@pytest.mark.parametrize("settings", [{"max_deliver": 1}], indirect=True)  # no retries: fall back at once
+async def test_a_bias_pause_whose_detection_never_arrives_says_what_its_cause_says(nc, selfplay):
+    entries = await nc.subscribe(f"journal.{RUN}.entry")
+    pause = bias_pause(bias_detection(), severity="medium", summary="medium religion generalisation")
+    await control.send(nc.jetstream(), selfplay.kv, pause)
+    entry = await protocol_entry(entries)
+    assert "medium-severity" in entry.body and "high-severity" not in entry.body
+    assert "What was found: medium religion generalisation" in entry.body
+    protocol = await kv_state.wait_for(selfplay.state_kv, f"protocol.{RUN}", lambda p: p, timeout=5)
+    assert protocol["paused"] and protocol["detection"]["severity"] == "medium"
+
+
+async def test_counter_examples_from_the_pause_join_training_as_a_typed_mix_on_resume(nc, selfplay):
+    entries, mixes = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"control.{RUN}.mix")
+    js, detection = nc.jetstream(), bias_detection()
+    await bus.publish(js, detection)
+    await control.send(js, selfplay.kv, bias_pause(detection))
+    await protocol_entry(entries)
     counter = "Most immigrants are law-abiding; crime does not follow nationality."
-    await bus.publish(js, events.JournalEntry(event_id=events.new_event_id(), run_id="sp", step=-1,
-                                              author="human", entry_type="counter_example", body=counter))
-    for _ in range(100):
-        protocol = await kv_state.get(state_kv, "protocol.sp")
-        if protocol.get("texts"):
-            break
-        await asyncio.sleep(0.1)
-    await control.send(js, kv, control.command("sp", events.Resume(), note="context added", who="human"))
+    explanation = "Calling a whole nationality criminal blames people for where they were born."
+    for entry in (human_entry("note", "looking at it"), human_entry("counter_example", counter),
+                  human_entry("explanation", explanation)):
+        await bus.publish(js, entry)
+    await gathered_texts(selfplay, 2)
+    await control.send(js, selfplay.kv, control.command(RUN, events.Resume(), note="context added",
+                                                        who="human"))
     mix = events.decode((await mixes.next_msg(timeout=15)).data)
-    assert mix.action == "mix" and mix.args.texts["mitigation"] == [counter]
+    assert isinstance(mix.args, events.Mix) and mix.who == "selfplay_svc"
+    assert sorted(mix.args.texts["mitigation"]) == sorted([counter, explanation])  # not the note
+    assert mix.args.weights == {"mitigation": 0.2}
+    announced = await next_event(entries, events.JournalEntry, where=lambda e: e.refs.get("command"))
+    assert announced.refs["command"] == mix.event_id and "2 human" in announced.body
 
-    # the run switches to prompt v1.4 and reflects every 20 steps: step 30 is skipped, 40 is not;
-    # that reflection is framed supportively, and says so
-    await prompt_store.use_prompt(pool, js, "sp", "v1.4", who="human")
-    await prompt_store.set_reflect_every(pool, js, "sp", 20, who="human")
-    await checkpoint_at(30)
-    await checkpoint_at(40)
+
+async def test_the_reflection_after_a_bias_pause_is_supportive_once(nc, selfplay, publish_checkpoint):
+    entries, out = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"selfplay.{RUN}.reflection")
+    js, detection = nc.jetstream(), bias_detection()
+    await bus.publish(js, detection)
+    await control.send(js, selfplay.kv, bias_pause(detection))
+    await protocol_entry(entries)
+    await publish_checkpoint(RUN, 10)
     supportive = await next_event(out, events.Reflection)
-    assert supportive.step == 40 and supportive.supportive and supportive.prompt_version == "v1.4"
-    await wait_row(pool, "SELECT 1 FROM journal_entries WHERE run_id = 'sp' AND entry_type = "
-                         "'prompt_change' HAVING count(*) = 2")  # both changes are journaled
-    assert SUPPORTIVE_FRAMING.splitlines()[0][:40] in supportive.prompt
-    await wait_row(pool, "SELECT 1 FROM commands WHERE run_id = 'sp' AND action = 'mix'")
+    assert supportive.supportive and supportive.prompt.startswith(SUPPORTIVE_FRAMING[:40])
+    assert detection.summary in supportive.prompt and "high severity" in supportive.prompt
+    await publish_checkpoint(RUN, 20)
+    plain = await next_event(out, events.Reflection)
+    assert plain.step == 20 and not plain.supportive and "working as intended" not in plain.prompt
 
-    for c in consumers:
-        c.stop()
-    await asyncio.gather(*tasks)
+
+async def test_a_human_pause_that_mentions_bias_does_not_start_the_protocol(nc, selfplay):
+    entries, mixes = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"control.{RUN}.mix")
+    js = nc.jetstream()
+    await control.send(js, selfplay.kv, control.command(RUN, events.Pause(), reason="check bias", who="human"))
+    await control.send(js, selfplay.kv, control.command(RUN, events.Resume(), note="no bias", who="human"))
+    detection = bias_detection()  # a detector's pause afterwards: the control consumer is in order
+    await bus.publish(js, detection)
+    later = bias_pause(detection)
+    await control.send(js, selfplay.kv, later)
+    first = await protocol_entry(entries)
+    assert first.refs["command"] == later.event_id  # the human pause wrote none before it
+    with pytest.raises(nats.errors.TimeoutError):
+        await mixes.next_msg(timeout=0.3)  # and its resume sent no mix
+
+
+async def test_prompt_version_and_schedule_changes_are_journaled_and_followed(nc, pool, selfplay,
+                                                                            journal_running,
+                                                                            publish_checkpoint):
+    out, js = await nc.subscribe(f"selfplay.{RUN}.reflection"), nc.jetstream()
+    await prompt_store.use_prompt(pool, js, RUN, "v1.4", who="human")  # stored by the migrations
+    await prompt_store.set_reflect_every(pool, js, RUN, 20, who="human")
+    await publish_checkpoint(RUN, 30)  # off the run's schedule
+    await publish_checkpoint(RUN, 40)
+    reflection = await next_event(out, events.Reflection)
+    assert reflection.step == 40 and reflection.prompt_version == "v1.4"
+    rows = await wait_row(pool, f"""SELECT array_agg(refs::text ORDER BY refs::text) AS refs
+                                    FROM journal_entries WHERE run_id = '{RUN}'
+                                    AND entry_type = 'prompt_change' HAVING count(*) = 2""")
+    assert rows["refs"] == ['{"reflect_every": "20"}', '{"version": "v1.4"}']

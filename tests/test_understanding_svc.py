@@ -10,7 +10,8 @@ from shared.bus import control
 from shared.contract import events, subjects
 from shared.bus.consumer import Consumer
 from shared.bus import kv_state as state
-from understanding_svc.handlers import activations_binding, text_binding
+from understanding_svc.analysis import Finding
+from understanding_svc.handlers import EXCERPT_CHARS, activations_binding, detection, text_binding
 from understanding_svc.policy import parse_policy
 
 STEREOTYPE = "The model wrote this. Immigrants are criminals and they are lazy."
@@ -19,6 +20,17 @@ STEREOTYPE = "The model wrote this. Immigrants are criminals and they are lazy."
 def sample(text: str, run: str = "u1", step: int = 100) -> events.Sample:
     return events.Sample(event_id=events.new_event_id(), run_id=run, step=step, prompt="p",
                          text=text, mode="sampled")
+
+
+def test_a_detection_carries_the_text_around_its_span():
+    span = "Immigrants are criminals"
+    text = "x" * 500 + f" {span}. " + "y" * 500
+    start = text.index(span)
+    found = Finding("bias", "high", start, start + len(span), "high nationality generalisation")
+    d = detection(sample(text), "train.u1.sample", found)
+    assert d.excerpt_start == start - EXCERPT_CHARS and len(d.excerpt) == len(span) + 2 * EXCERPT_CHARS
+    assert d.excerpt[d.span_start - d.excerpt_start:d.span_end - d.excerpt_start] == span
+    assert events.decode(events.encode(d)) == d  # fits the contract
 
 
 async def start(nc, settings, instances=1):

@@ -24,14 +24,17 @@ from understanding_svc.policy import pauses
 from understanding_svc.shimmer import ShimmerHistory
 
 log = logging.getLogger("understanding_svc")
+EXCERPT_CHARS = 120  # source text carried either side of a finding's span
 
 
-def detection(source: events.Event, subject: str, f: Finding) -> events.Detection:
+def detection(source: events.Sample | events.Reflection, subject: str, f: Finding) -> events.Detection:
+    excerpt_start = max(0, f.span_start - EXCERPT_CHARS)
     return events.Detection(
         event_id=events.stable_event_id("detection", source.event_id, f.detector, f.span_start, f.span_end),
         run_id=source.run_id, step=source.step, detector=f.detector, severity=f.severity,
         source_event_id=source.event_id, source_subject=subject, span_start=f.span_start,
-        span_end=f.span_end, summary=f.summary[:1000], details=f.details)
+        span_end=f.span_end, summary=f.summary[:1000], details=f.details,
+        excerpt=source.text[excerpt_start:f.span_end + EXCERPT_CHARS], excerpt_start=excerpt_start)
 
 
 def analyse_with_motifs(event, text: str):

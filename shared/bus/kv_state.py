@@ -5,6 +5,8 @@ other's changes (one retries on the other's revision).
 """
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -53,3 +55,20 @@ async def claim(kv, key: str) -> bool:
         return True
     except KeyWrongLastSequenceError:
         return False
+
+
+async def wait_for(kv, key: str, found, timeout: float):
+    """The first `found(state)` that is not None, from the state now or from its updates within
+    `timeout` seconds (a KV watch, not polling); None when time runs out."""
+    watcher = await kv.watch(key)
+    try:
+        async with asyncio.timeout(timeout):
+            async for entry in watcher:  # the current value first, then a None marker, then updates
+                if entry is not None and entry.value:
+                    result = found(msgspec.json.decode(entry.value))
+                    if result is not None:
+                        return result
+    except TimeoutError:
+        return None
+    finally:
+        await watcher.stop()

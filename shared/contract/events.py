@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Union, get_args
 
 import msgspec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: Detection.excerpt, Detection.excerpt_start
 
 Severity = Literal["low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # in rising order
@@ -127,6 +127,10 @@ class Detection(Event, kw_only=True, tag="detection"):
     span_end: int
     summary: str
     details: dict = {}
+    # the source text around the span, so a reader can quote it without another service's store;
+    # excerpt_start is the excerpt's offset in the source text (the span's offsets stay the source's)
+    excerpt: str = ""
+    excerpt_start: int = 0
 
 
 class Health(Event, kw_only=True, tag="health"):

@@ -88,6 +88,7 @@ UNDERSTANDING_REFLECTIONS = ("SELFPLAY", "understanding_reflections", ["selfplay
 UNDERSTANDING_ACTIVATIONS = ("TRAIN", "understanding_activations", ["train.*.activations"])
 SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
 SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
+SELFPLAY_DETECTIONS = ("UNDERSTANDING", "selfplay_detections", ["understanding.*.detection"])
 SELFPLAY_CONTROL = ("CONTROL", "selfplay_control", ["control.*.pause", "control.*.resume"])
 
 
