@@ -8,6 +8,7 @@
     introspect journal --run R [--type counter_example] "text"
     introspect ask --run R "How was that last training run?"
     introspect prompt use v1.4 --run R  |  introspect prompt every 500 --run R  |  introspect prompt list
+    introspect dlq list|replay [--service S] [--subject-filter 'train.*.step'] [--contains T]
     introspect down                     stop what `up` started
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import nats.errors
 
 from shared import bus
 from shared.bus import control
@@ -82,11 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
     every.add_argument("steps", type=int, help="steps between reflections (checkpoint steps)")
     every.add_argument("--run", required=True, help="run id")
     prompt_sub.add_parser("list", help="list prompt versions")
+
+    dlq = sub.add_parser("dlq", help="dead-lettered messages: list them, or send them back")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name, text in (("list", "list dead letters"),
+                       ("replay", "re-publish dead letters to their original subjects")):
+        p = dlq_sub.add_parser(name, help=text)
+        p.add_argument("--service", help="only this service's dead letters, e.g. journal_svc")
+        p.add_argument("--subject-filter", help="original subject, NATS wildcards: 'train.*.step'")
+        p.add_argument("--contains", help="text in the payload or in the reason")
+        if name == "replay":
+            p.add_argument("--keep", action="store_true", help="keep them in the DLQ after replay")
+            p.add_argument("--dry-run", action="store_true", help="say what would be replayed")
     return parser
 
 
+CONNECT_TIMEOUT_S = 5.0  # a person is waiting: say NATS is unreachable rather than hang
+
+
 async def connect(settings):
-    nc = await bus.connect(settings, "introspect-cli")
+    nc = await bus.connect(settings, "introspect-cli", timeout=CONNECT_TIMEOUT_S)
     js = nc.jetstream()
     await bus.provision(js, settings)
     return nc, js
@@ -208,14 +225,55 @@ async def status(settings) -> None:
     await nc.publish("$SRV.PING", b"", reply=inbox)
     await asyncio.sleep(0.5)
     await sub.unsubscribe()
+    health = await service_health(nc, {svc["name"] for svc in found})
     for svc in sorted(found, key=lambda s: s["name"]):
-        print(f"service   {svc['name']:<18} {svc['id']}  {svc.get('metadata', {}).get('instance', '')}")
+        print(f"service   {svc['name']:<18} {svc['id']}  {svc.get('metadata', {}).get('instance', '')}"
+              f"  {health_line(health.get(svc['id']))}")
     kv = await bus.control_bucket(js, settings)
     for run in await journaled_runs(settings):
         desired, _ = await control.read_state(kv, run["run_id"])
         wanted = f"wanted {desired.state} ({desired.reason})" if desired else ""
         print(f"run       {run['run_id']:<18} step {run['last_step']:>7,}  {run['state'] or '':<9} {wanted}")
     await nc.close()
+
+
+async def service_health(nc, names: set[str], wait_s: float = 0.5) -> dict[str, dict]:
+    """Every instance's own health (see Service.health), by its discovery id."""
+    from shared.bus.service import status_subject
+    inbox, answers = nc.new_inbox(), {}
+
+    async def collect(msg):
+        answer = json.loads(msg.data)
+        answers[answer.get("id", "")] = answer
+    sub = await nc.subscribe(inbox, cb=collect)
+    for name in names:
+        await nc.publish(status_subject(name), b"", reply=inbox)
+    await asyncio.sleep(wait_s)
+    await sub.unsubscribe()
+    return answers
+
+
+def health_line(health: dict | None) -> str:
+    if health is None:
+        return "health unknown"
+    if health["healthy"]:
+        return "healthy"
+    return "UNHEALTHY: " + "; ".join(f"{durable}: {why}" for durable, why in health["unavailable"].items())
+
+
+async def dlq_command(settings, args) -> None:
+    from introspect import dlq
+    nc, js = await connect(settings)
+    try:
+        if args.dlq_command == "list":
+            count = await dlq.list_dead_letters(js, args.service, args.subject_filter, args.contains)
+            print(f"{count} dead letters")
+        else:
+            count = await dlq.replay(js, args.service, args.subject_filter, args.contains,
+                                     keep=args.keep, dry_run=args.dry_run)
+            print(f"{count} dead letters {'would be ' if args.dry_run else ''}replayed")
+    finally:
+        await nc.close()
 
 
 async def journaled_runs(settings) -> list:
@@ -249,8 +307,14 @@ def main(argv: list[str] | None = None) -> None:
         "journal": lambda: write_entry(settings, args),
         "ask": lambda: ask(settings, args),
         "prompt": lambda: prompt_command(settings, args),
+        "dlq": lambda: dlq_command(settings, args),
     }
-    asyncio.run(commands[args.command]())
+    try:
+        asyncio.run(commands[args.command]())
+    except (bus.Unreachable, ValueError) as err:  # unreachable server, bad run id or argument
+        raise SystemExit(f"{args.command}: {err}") from None
+    except nats.errors.Error as err:
+        raise SystemExit(f"{args.command}: NATS did not answer ({err!r})") from None
 
 
 if __name__ == "__main__":

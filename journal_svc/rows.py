@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import msgspec
-
 from shared.contract import events
 
 TABLE_FOR_KIND = {
@@ -18,8 +16,6 @@ TABLE_FOR_KIND = {
     "entry": "journal_entries", "reply": "conversations", "command": "commands",
     "activations": "activations",
 }
-
-_json = msgspec.json.Encoder()
 
 
 def kind_of(event: events.Event) -> str:
@@ -35,7 +31,7 @@ def value(obj, column: str, jsonb: bool):
     if column == "ts":
         return timestamp(raw)
     if jsonb:
-        return _json.encode(raw).decode()
+        return events.encode(raw).decode()  # NaN kept as "NaN", not turned into null
     return raw
 
 

@@ -39,3 +39,15 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+# The database is down or going away (refused, reset, shut down by an admin, pool closing, too many
+# clients, a deadlock to retry): the message is fine, the journal is not reachable right now.
+# asyncpg's DataError is an InterfaceError AND a ValueError: bad input, so never "unavailable".
+UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+               asyncpg.exceptions.InsufficientResourcesError,
+               asyncpg.exceptions.TransactionRollbackError, asyncpg.InterfaceError)
+
+
+def unavailable(err: BaseException) -> bool:
+    return isinstance(err, UNAVAILABLE) and not isinstance(err, ValueError)

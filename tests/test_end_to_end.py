@@ -4,45 +4,16 @@ adds a counter-example and resumes with a note, selfplay_svc mixes the counter-e
 the journal answers the questions in SQL. Every service then stops cleanly on SIGTERM."""
 import asyncio
 import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from processes import Processes
 
 from shared import bus
 from introspect.launcher import SERVICES, TRAINER
 from shared.bus import control
 from support import discovered
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-class Processes:
-    def __init__(self, env, log_dir: Path):
-        self.env, self.log_dir, self.procs = env, log_dir, {}
-
-    def start(self, name, *args):
-        log = open(self.log_dir / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT)
-
-    def cli(self, *args) -> str:
-        done = subprocess.run([sys.executable, "-m", "introspect", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.log_dir.glob("*.log"))
-
-    def terminate_all(self, timeout=30) -> dict[str, int]:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        return {name: proc.wait(timeout) for name, proc in self.procs.items()}
 
 
 async def until(predicate, timeout, what, processes):

@@ -6,9 +6,11 @@ duplicate window, so an event re-published with the same `Nats-Msg-Id` is stored
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import nats
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import (DiscardPolicy, KeyValueConfig, ObjectStoreConfig, RetentionPolicy,
                          StorageType, StreamConfig)
@@ -20,8 +22,20 @@ from shared.contract.settings import Settings
 log = logging.getLogger(__name__)
 
 
-async def connect(settings: Settings, name: str) -> nats.NATS:
-    """A connection that reconnects forever and logs every change of state."""
+class Unreachable(ConnectionError):
+    """NATS did not answer in time (a command line must say so, not hang)."""
+
+
+async def connect(settings: Settings, name: str, timeout: float | None = None) -> nats.NATS:
+    """A connection that reconnects forever and logs every change of state. With `timeout`
+    (a person waiting at a command line) the first connection gives up after that many seconds."""
+    if timeout is not None:
+        try:
+            return await asyncio.wait_for(connect(settings, name), timeout)
+        except (asyncio.TimeoutError, OSError, nats.errors.NoServersError):
+            raise Unreachable(f"NATS at {settings.nats_url} did not answer within {timeout:g} s "
+                              "(is it running? `introspect up` starts one)") from None
+
     async def on_error(err):
         log.warning("nats error", extra={"error": repr(err)})
 

@@ -2,8 +2,19 @@
 
 The helper fetches a batch, decodes each message strictly, calls the handler and acks only after
 the handler returned (its effect is durable: row committed, command published). A message that
-cannot be decoded goes to `dlq.<service>` with the error and is then acked; a message whose
-handler keeps failing is dead-lettered once it reaches `max_deliver`.
+cannot be decoded, or that names another run or kind than its subject, goes to `dlq.<service>`
+with the error and is then acked.
+
+Two kinds of failure are told apart:
+- a dependency that is down (database refused or shut down, broker unreachable): the messages are
+  fine. The consumer keeps the batch in hand (marking it in progress so it is not redelivered),
+  stops fetching, retries with a bounded back-off, reports itself unavailable (`down`), logs one
+  line when it goes down, one a minute while it stays down and one when it is back, and then
+  catches up. Nothing is dead-lettered for an outage, however long.
+- a message at fault (a value the database refuses): a failed batch is split in halves until the
+  poison is alone; only it is dead-lettered, its batch-mates are written and acked. A message
+  handled alone (ordered bindings, per-message handlers) is retried with a delay and dead-lettered
+  once it reaches `max_deliver`.
 
 Instances of a service bind the same durable and share its messages. `ordered=True` bindings
 keep at most one message in flight across all instances (max_ack_pending=1), for state that must
@@ -12,7 +23,10 @@ follow a run in order.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -23,6 +37,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from shared import db
 from shared.contract import events, subjects
 from shared.contract.settings import Settings
 
@@ -30,6 +45,35 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[events.Event, Msg], Awaitable[None]]
 BatchHandler = Callable[[list[tuple[events.Event, Msg]]], Awaitable[None]]
+
+BROKER_UNAVAILABLE = (ConnectionError, socket.gaierror, TimeoutError, asyncio.TimeoutError, nats.errors.ConnectionClosedError,
+                      nats.errors.ConnectionReconnectingError, nats.errors.NoRespondersError,
+                      nats.errors.OutboundBufferLimitError, nats.errors.StaleConnectionError,
+                      nats.errors.NoServersError)
+BACKOFF_S = (0.5, 30.0)  # first and longest wait between attempts while a dependency is down
+STILL_DOWN_LOG_S = 60.0  # one "still unavailable" line a minute, not one traceback per message
+
+
+NETWORK_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                  errno.ETIMEDOUT}
+
+
+def unavailable(err: BaseException) -> bool:
+    """True when `err` says a dependency is down, not that the message is bad. A missing file
+    or a refused value is the message's fault; a refused connection is not."""
+    if isinstance(err, ValueError):
+        return False
+    if type(err) is OSError:  # asyncpg: "Multiple exceptions: [Errno 111] ..." over several addresses
+        return err.errno in NETWORK_ERRNOS or "Connect call failed" in str(err)
+    return db.unavailable(err) or isinstance(err, BROKER_UNAVAILABLE)
+
+
+def subject_mismatch(event: events.Event, subject: str) -> str | None:
+    """Why an event does not belong on the subject it came on (None when it does)."""
+    expected = subjects.subject_for(event)
+    if subject != expected:
+        return f"subject {subject!r} does not match the event (run {event.run_id!r}): {expected!r}"
+    return None
 
 
 @dataclass
@@ -60,12 +104,17 @@ async def bind(js: JetStreamContext, binding: Binding, settings: Settings):
 
 
 async def dead_letter(js: JetStreamContext, service: str, msg: Msg, reason: str) -> None:
-    """Keep the original bytes and say why; then the original can be acked without loss."""
+    """Keep the original bytes and say why; then the original can be acked without loss.
+    `introspect dlq replay` re-publishes it to `Introspect-Subject`."""
     headers = {"Introspect-Error": reason[:1000], "Introspect-Subject": msg.subject}
     if msg.reply:
         headers["Introspect-Origin"] = msg.reply  # the $JS.ACK subject names stream and sequence
     await js.publish(subjects.dlq(service), msg.data, headers=headers)
     log.warning("dead-lettered", extra={"subject": msg.subject, "reason": reason[:200]})
+
+
+class Stopped(Exception):
+    """The service stops while a dependency is down: the messages in hand were handed back."""
 
 
 class Consumer:
@@ -76,6 +125,11 @@ class Consumer:
         self.batch = 1 if binding.ordered else binding.batch_size or settings.batch_size
         self._stopping = asyncio.Event()
         self.handled = 0
+        self.dead_lettered = 0
+        self.down: str | None = None  # why a dependency is unavailable, while it is
+        self.down_since = 0.0
+        self._last_down_log = 0.0
+        self._held: list[Msg] = []  # fetched and not yet settled: kept alive while we wait
 
     def stop(self) -> None:
         self._stopping.set()
@@ -91,6 +145,7 @@ class Consumer:
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
                 break
+            self._held.extend(msgs)
             if in_hand:
                 await in_hand
             in_hand = asyncio.create_task(self.handle_batch(msgs, pool))
@@ -98,6 +153,7 @@ class Consumer:
                 await in_hand
         if in_hand:
             await in_hand
+        await self.hand_back(self._held)  # fetched while stopping: redeliver at once elsewhere
         await sub.unsubscribe()
 
     async def handle_batch(self, msgs: list[Msg], pool: AioPool) -> None:
@@ -110,49 +166,136 @@ class Consumer:
                 await msg.ack()  # on a shared filter but not ours to handle
                 continue
             decoded.append((event, msg))
-        if not decoded:
-            return
-        if self.binding.batch_handler:
-            await self.run_batch_handler(decoded)
-        elif self.binding.ordered:
-            for event, msg in decoded:
-                await self.run_handler(event, msg)
-        else:
-            await pool.map(lambda pair: self.run_handler(*pair), decoded)
-        self.handled += len(decoded)
+        try:
+            if not decoded:
+                return
+            if self.binding.batch_handler:
+                await self.run_batch_handler(decoded)
+            elif self.binding.ordered:
+                for event, msg in decoded:
+                    await self.run_handler(event, msg)
+            else:
+                await pool.map(lambda pair: self.run_handler(*pair), decoded)
+            self.handled += len(decoded)
+        except Stopped:
+            await self.hand_back([msg for _, msg in decoded])
+        finally:
+            held = set(map(id, msgs))
+            self._held = [m for m in self._held if id(m) not in held]
 
     async def decode_or_dead_letter(self, msg: Msg):
         try:
-            return events.decode(msg.data)
+            event = events.decode(msg.data)
+            reason = subject_mismatch(event, msg.subject)
         except (msgspec.DecodeError, msgspec.ValidationError) as err:
-            await dead_letter(self.js, self.service, msg, f"undecodable: {err}")
+            event, reason = None, f"undecodable: {err}"
+        if reason:
+            await dead_letter(self.js, self.service, msg, reason)
             await msg.ack()
+            self.dead_lettered += 1
             return None
+        return event
 
     async def run_handler(self, event, msg: Msg) -> None:
         try:
-            await self.binding.handler(event, msg)
-        except Exception as err:  # noqa: BLE001 - one bad message must not stop the service
+            err = await self.attempt(lambda: self.binding.handler(event, msg))
+        except Stopped:
+            await self.hand_back([msg])
+            return
+        if err:
             await self.retry_or_dead_letter(msg, err)
-            return
-        await msg.ack()
-
-    async def run_batch_handler(self, decoded) -> None:
-        try:
-            await self.binding.batch_handler(decoded)
-        except Exception as err:  # noqa: BLE001
-            for _, msg in decoded:
-                await self.retry_or_dead_letter(msg, err)
-            return
-        for _, msg in decoded:
+        else:
             await msg.ack()
+
+    async def run_batch_handler(self, decoded, isolated: bool = False) -> None:
+        """Write the batch; if a message in it is at fault, split until it stands alone."""
+        err = await self.attempt(lambda: self.binding.batch_handler(decoded))
+        if err is None:
+            for _, msg in decoded:
+                await msg.ack()
+        elif len(decoded) > 1:
+            half = len(decoded) // 2
+            await self.run_batch_handler(decoded[:half], isolated=True)
+            await self.run_batch_handler(decoded[half:], isolated=True)
+        elif isolated:  # its batch-mates went in without it: the fault is its own
+            await self.dead_letter_now(decoded[0][1], f"failed alone in its batch: {err!r}")
+        else:
+            await self.retry_or_dead_letter(decoded[0][1], err)
+
+    async def attempt(self, work: Callable[[], Awaitable[None]]) -> Exception | None:
+        """Run `work` until it does not fail for want of a dependency. Returns None when it
+        succeeded, the error when the message is at fault; raises Stopped on shutdown."""
+        wait = BACKOFF_S[0]
+        while True:
+            try:
+                await work()
+            except Exception as err:  # noqa: BLE001 - one bad message must not stop the service
+                if not unavailable(err):
+                    self.mark_up()  # something answered; the fault is in the message
+                    return err
+                self.mark_down(err)
+                if self._stopping.is_set():
+                    raise Stopped from err
+                await self.wait_keeping_alive(wait)
+                wait = min(wait * 2, BACKOFF_S[1])
+                continue
+            self.mark_up()
+            return None
+
+    async def wait_keeping_alive(self, seconds: float) -> None:
+        """Sleep (or until stop), telling the server every message in hand is still being worked
+        on, so none is redelivered (which would count towards max_deliver) during an outage."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
+            for msg in self._held:
+                if not msg.is_acked:
+                    try:
+                        await msg.in_progress()
+                    except Exception:  # noqa: BLE001 - broker down too: it redelivers later
+                        break
+            try:
+                await asyncio.wait_for(self._stopping.wait(),
+                                       min(left, self.settings.ack_wait_s / 3))
+            except asyncio.TimeoutError:
+                pass
+
+    def mark_down(self, err: Exception) -> None:
+        now = time.monotonic()
+        reason = f"{type(err).__name__}: {err}"[:300]
+        if self.down is None:
+            self.down, self.down_since, self._last_down_log = reason, now, now
+            log.warning("dependency unavailable: holding messages, not fetching",
+                        extra={"durable": self.binding.durable, "error": reason})
+        elif now - self._last_down_log >= STILL_DOWN_LOG_S:
+            self.down, self._last_down_log = reason, now
+            log.warning("dependency still unavailable", extra={
+                "durable": self.binding.durable, "error": reason,
+                "down_s": round(now - self.down_since)})
+
+    def mark_up(self) -> None:
+        if self.down is not None:
+            log.info("dependency available again", extra={
+                "durable": self.binding.durable, "down_s": round(time.monotonic() - self.down_since, 1)})
+            self.down = None
+
+    async def hand_back(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            if not msg.is_acked:
+                try:
+                    await msg.nak()
+                except Exception:  # noqa: BLE001 - the server redelivers after ack_wait anyway
+                    return
+
+    async def dead_letter_now(self, msg: Msg, reason: str) -> None:
+        await dead_letter(self.js, self.service, msg, reason)
+        await msg.ack()
+        self.dead_lettered += 1
 
     async def retry_or_dead_letter(self, msg: Msg, err: Exception) -> None:
         deliveries = msg.metadata.num_delivered
-        log.exception("handler failed", extra={"subject": msg.subject, "delivery": deliveries},
-                      exc_info=err)
+        log.warning("handler failed", extra={"subject": msg.subject, "delivery": deliveries,
+                                             "error": repr(err)[:300]})
         if deliveries >= self.settings.max_deliver:
-            await dead_letter(self.js, self.service, msg, f"handler failed {deliveries} times: {err!r}")
-            await msg.ack()
+            await self.dead_letter_now(msg, f"handler failed {deliveries} times: {err!r}")
         else:
             await msg.nak(delay=min(2.0 ** deliveries, 30.0))

@@ -24,10 +24,22 @@ class JsonLines(logging.Formatter):
         return _encode(line).decode()
 
 
+class WithoutTraceback(logging.Filter):
+    """The error in one line: a library retrying a connection during an outage logs a warning at
+    each try, and a traceback each time says nothing the first line did not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.error = repr(record.exc_info[1])[:300]
+            record.exc_info = None
+        return True
+
+
 def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("asyncpg.pool").addFilter(WithoutTraceback())  # floor restore while PG is down
     return logging.getLogger(service)

@@ -22,6 +22,11 @@ from shared.contract.settings import Settings
 VERSION = "0.1.0"
 
 
+def status_subject(service: str) -> str:
+    """Every instance of `service` answers a request here with its `Service.health()`."""
+    return f"introspect.{service}.status"
+
+
 class Service:
     def __init__(self, name: str, description: str, settings: Settings):
         self.name, self.description, self.settings = name, description, settings
@@ -37,8 +42,10 @@ class Service:
         self.micro = await add_service(
             self.nc, name=self.name, version=VERSION, description=self.description,
             metadata={"instance": self.settings.instance})
-        await self.micro.add_endpoint(name="status", subject=f"introspect.{self.name}.status",
-                                      handler=self._answer_status)
+        # an own queue group per instance: a status request is answered by every instance
+        await self.micro.add_endpoint(name="status", subject=status_subject(self.name),
+                                      handler=self._answer_status,
+                                      queue_group=f"status-{self.micro.id}")
         self.log.info("started", extra={"instance": self.settings.instance})
 
     def consume(self, binding: Binding) -> Consumer:
@@ -46,10 +53,16 @@ class Service:
         self.consumers.append(consumer)
         return consumer
 
+    def health(self) -> dict:
+        """Healthy unless a consumer is holding messages because a dependency is down."""
+        down = {c.binding.durable: c.down for c in self.consumers if c.down}
+        return {"service": self.name, "instance": self.settings.instance,
+                "id": self.micro.id if self.micro else "", "healthy": not down, "unavailable": down,
+                "handled": {c.binding.durable: c.handled for c in self.consumers},
+                "dead_lettered": {c.binding.durable: c.dead_lettered for c in self.consumers}}
+
     async def _answer_status(self, request) -> None:
-        handled = {c.binding.durable: c.handled for c in self.consumers}
-        await request.respond(msgspec.json.encode(
-            {"service": self.name, "instance": self.settings.instance, "handled": handled}))
+        await request.respond(msgspec.json.encode(self.health()))
 
     def stop(self) -> None:
         self.stopping.set()

@@ -11,6 +11,7 @@ Changing a Struct is changing the contract: add optional fields with defaults an
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from typing import Annotated, Literal, Union, get_args
@@ -32,6 +33,13 @@ def severity_rank(severity: Severity) -> int:
 RunState = Literal["running", "paused", "stopped"]
 
 
+# The journal stores steps as int8 and times as timestamptz: a value outside is refused here, on
+# arrival, not by the database in the middle of a batch. -1 is "no step" (a human note, a command).
+StepNumber = Annotated[int, msgspec.Meta(ge=-1, le=2**63 - 1)]
+Timestamp = Annotated[float, msgspec.Meta(ge=0, lt=32503680000.0)]  # Unix seconds before year 3000
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
 def new_event_id() -> str:
     return uuid.uuid4().hex
 
@@ -43,23 +51,23 @@ def stable_event_id(*parts: object) -> str:
 
 class Event(msgspec.Struct, kw_only=True, tag_field="kind", forbid_unknown_fields=True):
     event_id: str
-    run_id: str
-    step: int
-    ts: float = msgspec.field(default_factory=time.time)
+    run_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]  # a subject token
+    step: StepNumber
+    ts: Timestamp = msgspec.field(default_factory=time.time)
     schema: int = SCHEMA_VERSION
 
 
 # --- trainer_svc -----------------------------------------------------------------------------
 
 class StepMetrics(Event, kw_only=True, tag="step"):
-    loss: float
+    loss: float  # NaN and ±inf travel (see encode): a diverging run must be seen, not dropped
     loss_smooth: float
-    lr: float
+    lr: NonNegative
     grad_norm: float
     tokens_per_s: float
     step_time_s: float
     mfu: float | None  # None where the device's peak FLOP/s is unknown, never a fake zero
-    tokens_seen: int
+    tokens_seen: Annotated[int, msgspec.Meta(ge=0)]
     data_mix: dict[str, float] = {}
     publish_lag_s: float = 0.0
     queue_depth: int = 0
@@ -258,15 +266,40 @@ EVENT_TYPES: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in AnyEv
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)
+_named_floats_decoder = msgspec.json.Decoder(AnyEvent, strict=False)  # "NaN" -> float('nan')
+NON_FINITE_NAMES = (b'"NaN"', b'"Infinity"', b'"-Infinity"')
 
 
-def encode(event: Event) -> bytes:
-    return _encoder.encode(event)
+def _name_non_finite(obj):
+    """JSON has no NaN or infinity (msgspec writes null, which a float field then refuses):
+    write them as the strings "NaN", "Infinity", "-Infinity", as JavaScript and PostgreSQL do."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _name_non_finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_name_non_finite(v) for v in obj]
+    return obj
+
+
+def encode(obj) -> bytes:
+    """JSON for an event (or any value in one), non-finite floats named rather than nulled."""
+    data = _encoder.encode(obj)
+    if b"null" in data:  # a None, or a non-finite float msgspec wrote as null: look closer
+        named = _name_non_finite(msgspec.to_builtins(obj))
+        return _encoder.encode(named)
+    return data
 
 
 def decode(data: bytes) -> AnyEvent:
-    """Strict decode of any event; raises msgspec.DecodeError/ValidationError on bad input."""
-    return _decoder.decode(data)
+    """Strict decode of any event; raises msgspec.DecodeError/ValidationError on bad input.
+    Only a message that names a non-finite float is decoded again accepting those names."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError:
+        if not any(name in data for name in NON_FINITE_NAMES):
+            raise
+        return _named_floats_decoder.decode(data)
 
 
 class DesiredState(msgspec.Struct, forbid_unknown_fields=True):
@@ -277,3 +310,4 @@ class DesiredState(msgspec.Struct, forbid_unknown_fields=True):
     ts: float = msgspec.field(default_factory=time.time)
     command_id: str = ""
     detection_id: str | None = None
+    answered: list[str] = []  # detections whose pause a person resumed: they never pause again
