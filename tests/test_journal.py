@@ -80,8 +80,10 @@ async def test_redelivery_after_crash_before_ack_still_gives_one_row(nc, pool, s
         info = await js.consumer_info(stream, durable)
         return crashes and info.num_ack_pending == 0 and info.num_pending == 0 and \
             info.delivered.consumer_seq >= 2
-    assert await wait_for(redelivered_and_acked, timeout=15)
-    await stop_consumers(consumers, tasks)
+    try:  # a failed wait must not leave the consumer writing while the pool closes
+        assert await wait_for(redelivered_and_acked, timeout=15)
+    finally:
+        await stop_consumers(consumers, tasks)
     assert await pool.fetchval("SELECT count(*) FROM steps WHERE run_id = 'r2'") == 1
 
 

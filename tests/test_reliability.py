@@ -10,14 +10,13 @@ import time
 import msgspec
 import nats.errors
 
-from eventfactory import one_of_each
 from processes import Processes
 from tcp_proxy import TcpProxy
 
 from introspect import servers
 from journal_svc.handlers import journal_bindings
 from journal_svc.writer import JournalWriter
-from shared import bus, db
+from shared import bus
 from shared.bus import control
 from shared.bus.consumer import Consumer
 from shared.bus.service import status_subject
