@@ -238,3 +238,46 @@ async def test_a_pause_reaches_the_trainer_by_the_watcher_also_after_a_server_re
             await nc.close()
         await asyncio.to_thread(wiring.close)
         servers.stop_process(proc)
+
+
+def raw_command(run: str, args: dict) -> bytes:
+    """A command as a careless or hostile client could publish it, past the CLI's checks."""
+    valid = events.encode(control.command(run, events.Stop(), who="x"))
+    raw = msgspec.json.decode(valid)
+    raw["args"] = args
+    return msgspec.json.encode(raw)
+
+
+async def test_bad_commands_are_rejected_where_applied_and_the_run_trains_on(nc, settings, trainer_args):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    status = await nc.subscribe("train.t9.status")
+    notes = await nc.subscribe("journal.t9.entry")
+    args = trainer_args("--steps", "100000", run_id="t9")
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    trainer = trainer_on(wiring, args)
+    async with Running(trainer, wiring) as running:
+        await statuses(status, "running")
+        for action, bad in [("freeze", {"action": "freeze", "rows": [1, 2]}),
+                            ("freeze", {"action": "freeze", "rows": {"lm_head.weight": ["x"]}}),
+                            ("mix", {"action": "mix", "weights": {"a": 0}}),
+                            ("mix", {"action": "mix", "weights": {"a": "NaN"}})]:
+            await js.publish(f"control.t9.{action}", raw_command("t9", bad))
+        rejected = [events.decode((await notes.next_msg(timeout=15)).data) for _ in range(4)]
+        assert all(e.author == "system" and e.title == "command rejected" for e in rejected)
+        for order in (events.Mix(weights={"pw": 0.5}, paths={"pw": "/etc/passwd"}),
+                      events.Freeze(names=["no.such.parameter"])):
+            await control.send(js, kv, control.command("t9", order, who="x"))
+        reasons = []
+        while len(reasons) < 2:
+            event = events.decode((await status.next_msg(timeout=30)).data)
+            if "rejected" in event.reason:
+                reasons.append(event.reason)
+        assert "outside the data folders" in reasons[0] and "no.such.parameter" in reasons[1]
+        step = trainer.step
+        await asyncio.sleep(1)
+        assert trainer.step > step  # trains on
+        await control.send(js, kv, control.command("t9", events.Stop(), reason="enough"))
+        assert await running.task == "stopped"
+    assert "pw" not in trainer.loader.sources and trainer.frozen.names == []

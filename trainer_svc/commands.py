@@ -3,6 +3,7 @@ ones; a mix command applied to the loader, undone when any part of it fails."""
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import torch.distributed as dist
 
@@ -34,10 +35,31 @@ def wait_for_resume_or_stop(controls: Controls, pending: deque, placement: Place
     return broadcast(controls.wait_while_paused() if placement.is_main else None, placement)
 
 
-def apply_mix(loader: MixedTokenLoader, mix: Mix) -> None:
-    """New sources join (paths, or inline texts as an in-memory source), then the weights change.
-    On a bad path or weight the sources added here are removed and the error is raised."""
+def data_roots(paths) -> list[Path]:
+    """The folders a mix command may read from: those of the data the trainer was started with
+    (a folder itself, or a file's folder)."""
+    roots = []
+    for path in map(lambda p: Path(p).resolve(), paths):
+        roots.append(path if path.is_dir() else path.parent)
+    return sorted(set(roots))
+
+
+def confined(path: str, roots: list[Path]) -> str:
+    """`path` if it lies inside one of `roots` (symlinks followed), else PermissionError: a
+    command from the bus must not make the trainer read /etc/passwd into its training mix."""
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise PermissionError(f"{path} is outside the data folders {[str(r) for r in roots]}")
+    return str(resolved)
+
+
+def apply_mix(loader: MixedTokenLoader, mix: Mix, roots: list[Path]) -> None:
+    """New sources join (paths inside `roots`, or inline texts as an in-memory source), then the
+    weights change. On a bad path or weight the sources added here are removed and the error is
+    raised."""
     added = []
+    for path in mix.paths.values():
+        confined(path, roots)
     try:
         for name, path_or_texts in {**mix.paths, **mix.texts}.items():
             if name not in loader.sources:

@@ -102,11 +102,20 @@ class BusControls(LocalControls):
         """In order, one at a time: a mix and a freeze apply in the order they were sent."""
         stream, durable, filters = subjects.trainer_control(self.run_id)
         binding = Binding(stream, durable, filters, handler=self.on_command, ordered=True,
-                          accepts=(events.ControlCommand,))
+                          accepts=(events.ControlCommand,), on_dead_letter=self.on_rejected)
         return Consumer(self.js, binding, "trainer_svc", self.settings)
 
     async def on_command(self, command: events.ControlCommand, msg) -> None:
         self.send(command)  # acked once queued: the training thread applies it at the next step
+
+    async def on_rejected(self, msg, reason: str) -> None:
+        """A command the contract refuses (rows not a list of ints, a weight of 0 or NaN, a
+        payload naming another run) never reaches the loop: say why in the journal, train on."""
+        seq = msg.metadata.sequence.stream
+        await bus.publish(self.js, events.JournalEntry(
+            event_id=events.stable_event_id("rejected", self.run_id, msg.subject, seq),
+            run_id=self.run_id, step=-1, author="system", title="command rejected",
+            body=f"{msg.subject}: {reason}"[:2000], who="trainer_svc", refs={"subject": msg.subject}))
 
     async def monitor_alive(self) -> bool:
         try:

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with a 'text' column; optionally NAME=PATH")
     p.add_argument("--mix", action="append", type=parse_mix, default=[],
                    help="a source joining the mix later, repeatable: NAME=PATH@STEP:WEIGHT")
+    p.add_argument("--data-root", action="append", default=[],
+                   help="a folder `introspect mix` may add sources from, repeatable (besides the "
+                        "folders of --data and --mix)")
     p.add_argument("--val-fraction", type=float, default=0.05,
                    help="share of each source held out for validation (deterministic)")
     p.add_argument("--tokenizer-chars", type=int, default=20_000_000,

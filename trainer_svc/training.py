@@ -100,6 +100,8 @@ class Trainer:
         self.resume_path = resolve_resume_path(args.resume, self.run_dir)
         checkpoint = load_checkpoint(self.resume_path) if self.resume_path else None
         self.loader, self.tokenizer, self.primary_sources = build_data(args, self.placement, checkpoint)
+        self.data_roots = commands.data_roots(
+            [*args.data_root, *(s.path for s in self.loader.sources.values() if s.path)])
         self.model = build_gpt(args, self.tokenizer, self.placement, checkpoint)
         self.optimizers = setup_optimizers(self.model, args.optimizer, args.lr, args.embedding_lr,
                                            args.unembedding_lr, args.weight_decay)
@@ -291,13 +293,13 @@ class Trainer:
         names, rows = command.args.names, command.args.rows
         try:
             self.frozen = self.frozen.with_added(self.model, names, rows)
-        except KeyError as error:
+        except (KeyError, ValueError, TypeError, IndexError) as error:  # never the end of the run
             return self.reject(command, error)
         self.status("running", f"froze names={names} rows={rows}"[:500], command_id=command.event_id)
 
     def mix(self, command: ControlCommand) -> None:
         try:
-            commands.apply_mix(self.loader, command.args)
+            commands.apply_mix(self.loader, command.args, self.data_roots)
         except (OSError, ValueError, KeyError) as error:
             return self.reject(command, error)
         self.emit(MixChange(event_id=self.event_id("mix", command.event_id), run_id=self.run_id, step=self.step,

@@ -26,6 +26,7 @@ import asyncio
 import errno
 import logging
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -37,7 +38,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared import db
 from shared.contract import events, subjects
 from shared.contract.settings import Settings
 
@@ -65,7 +65,11 @@ def unavailable(err: BaseException) -> bool:
         return False
     if type(err) is OSError:  # asyncpg: "Multiple exceptions: [Errno 111] ..." over several addresses
         return err.errno in NETWORK_ERRNOS or "Connect call failed" in str(err)
-    return db.unavailable(err) or isinstance(err, BROKER_UNAVAILABLE)
+    if "asyncpg" in sys.modules:  # a service with a database (the trainer's image has none)
+        from shared import db
+        if db.unavailable(err):
+            return True
+    return isinstance(err, BROKER_UNAVAILABLE)
 
 
 def subject_mismatch(event: events.Event, subject: str) -> str | None:
@@ -87,6 +91,7 @@ class Binding:
     pipelined: bool = False  # fetch the next batch while this one is handled (order-free handlers)
     accepts: tuple[type, ...] = field(default=())  # event types this binding handles; others are acked
     batch_size: int | None = None  # fetch size; default settings.batch_size
+    on_dead_letter: Callable[[Msg, str], Awaitable[None]] | None = None  # e.g. say why in the journal
 
 
 def consumer_config(binding: Binding, settings: Settings) -> ConsumerConfig:
@@ -190,9 +195,7 @@ class Consumer:
         except (msgspec.DecodeError, msgspec.ValidationError) as err:
             event, reason = None, f"undecodable: {err}"
         if reason:
-            await dead_letter(self.js, self.service, msg, reason)
-            await msg.ack()
-            self.dead_lettered += 1
+            await self.dead_letter_now(msg, reason)
             return None
         return event
 
@@ -288,6 +291,8 @@ class Consumer:
 
     async def dead_letter_now(self, msg: Msg, reason: str) -> None:
         await dead_letter(self.js, self.service, msg, reason)
+        if self.binding.on_dead_letter:
+            await self.binding.on_dead_letter(msg, reason)
         await msg.ack()
         self.dead_lettered += 1
 
