@@ -7,7 +7,7 @@ import asyncio
 from journal_svc.handlers import journal_bindings
 from journal_svc.writer import JournalWriter
 from journal_svc.writer import create_staging_tables
-from shared.db import create_pool
+from shared.db import create_pool, when_up
 from shared.bus.logs import setup_logging
 from shared.bus.service import Service
 from shared.contract.settings import load_settings
@@ -16,11 +16,11 @@ from shared.contract.settings import load_settings
 async def main() -> None:
     settings = load_settings()
     setup_logging("journal_svc", settings.log_level)
-    pool = await create_pool(settings.database_url, max_size=settings.concurrency,
-                             init=create_staging_tables)
+    pool = await when_up(lambda: create_pool(settings.database_url, max_size=settings.concurrency,
+                                             init=create_staging_tables), "journal pool")
     service = Service("journal_svc", "Persists every Introspect event in PostgreSQL", settings)
     await service.start()
-    writer = await JournalWriter.create(pool)
+    writer = await when_up(lambda: JournalWriter.create(pool), "journal columns")
     for binding in journal_bindings(writer, settings.journal_batch_size):
         service.consume(binding)
     background = []

@@ -13,7 +13,7 @@ from selfplay_svc.models import ModelCache
 from shared import bus
 from shared.bus import kv_state
 from shared.contract import subjects
-from shared.db import create_pool
+from shared.db import create_pool, when_up
 from shared.bus.logs import setup_logging
 from shared.bus.service import Service
 from shared.contract.settings import load_settings
@@ -23,7 +23,7 @@ async def main() -> None:
     settings = load_settings()
     setup_logging("selfplay_svc", settings.log_level)
     torch.set_num_threads(1)  # generation shares the machine with the trainer
-    pool = await create_pool(settings.database_url)
+    pool = await when_up(lambda: create_pool(settings.database_url), "selfplay pool")
     service = Service("selfplay_svc", "Reflections, conversations and the bias protocol", settings)
     await service.start()
     js = service.js

@@ -2,9 +2,15 @@
 `shared.schema` (alembic), which the services never need."""
 from __future__ import annotations
 
+import asyncio
+import logging
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from shared import failures
+
+log = logging.getLogger(__name__)
 
 
 async def create_pool(url: str, min_size: int = 1, max_size: int = 4, init=None) -> asyncpg.Pool:
@@ -50,4 +56,41 @@ UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInter
 
 
 def unavailable(err: BaseException) -> bool:
-    return isinstance(err, UNAVAILABLE) and not isinstance(err, ValueError)
+    return (isinstance(err, UNAVAILABLE) and not isinstance(err, ValueError)) or (
+        isinstance(err, (ConnectionError, TimeoutError)) or (
+            type(err) is OSError and "Connect call failed" in str(err)))
+
+
+# A value the database refuses (out of range, a NUL in text, a broken constraint): the message is
+# at fault, however often it is retried.
+BAD_DATA = (asyncpg.exceptions.DataError, asyncpg.exceptions.IntegrityConstraintViolationError,
+            ValueError, OverflowError, TypeError)
+
+
+def bad_data(err: BaseException) -> bool:
+    return isinstance(err, BAD_DATA)
+
+
+failures.register(unavailable, bad_data)
+
+
+async def when_up(make, what: str, first_wait: float = 0.5, longest_wait: float = 30.0):
+    """`await make()`, retried while the database is unavailable (a service may start before
+    it, or during an outage): one log line when waiting starts, one when it is over."""
+    wait, since = first_wait, None
+    while True:
+        try:
+            made = await make()
+        except Exception as err:  # noqa: BLE001
+            if not unavailable(err):
+                raise
+            if since is None:
+                since = asyncio.get_running_loop().time()
+                log.warning("database unavailable, waiting", extra={"for": what, "error": repr(err)[:300]})
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, longest_wait)
+            continue
+        if since is not None:
+            log.info("database available", extra={
+                "for": what, "waited_s": round(asyncio.get_running_loop().time() - since, 1)})
+        return made

@@ -26,7 +26,6 @@ import asyncio
 import errno
 import logging
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -38,6 +37,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from shared import failures
 from shared.contract import events, subjects
 from shared.contract.settings import Settings
 
@@ -65,11 +65,7 @@ def unavailable(err: BaseException) -> bool:
         return False
     if type(err) is OSError:  # asyncpg: "Multiple exceptions: [Errno 111] ..." over several addresses
         return err.errno in NETWORK_ERRNOS or "Connect call failed" in str(err)
-    if "asyncpg" in sys.modules:  # a service with a database (the trainer's image has none)
-        from shared import db
-        if db.unavailable(err):
-            return True
-    return isinstance(err, BROKER_UNAVAILABLE)
+    return failures.unavailable(err) or isinstance(err, BROKER_UNAVAILABLE)
 
 
 def subject_mismatch(event: events.Event, subject: str) -> str | None:
@@ -205,7 +201,9 @@ class Consumer:
         except Stopped:
             await self.hand_back([msg])
             return
-        if err:
+        if err and failures.bad_data(err):
+            await self.dead_letter_now(msg, f"refused: {err!r}")
+        elif err:
             await self.retry_or_dead_letter(msg, err)
         else:
             await msg.ack()
@@ -220,8 +218,8 @@ class Consumer:
             half = len(decoded) // 2
             await self.run_batch_handler(decoded[:half], isolated=True)
             await self.run_batch_handler(decoded[half:], isolated=True)
-        elif isolated:  # its batch-mates went in without it: the fault is its own
-            await self.dead_letter_now(decoded[0][1], f"failed alone in its batch: {err!r}")
+        elif isolated or failures.bad_data(err):  # its batch-mates went in without it, or a refused value
+            await self.dead_letter_now(decoded[0][1], f"refused: {err!r}")
         else:
             await self.retry_or_dead_letter(decoded[0][1], err)
 
