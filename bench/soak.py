@@ -228,7 +228,8 @@ def main() -> None:
         results["interrupted"] = asyncio.run(one_run(args, nats_url, database_url, "soak", True, tmp))
         show("interrupted", results["interrupted"])
     r = results["interrupted"]
-    ok = r["lost"] == 0 and r["duplicated"] == 0 and r["dead_lettered"] == r["planted"] and r["health_lost"] == 0
+    ok = (r["lost"] == 0 and r["duplicated"] == 0 and r["dead_lettered"] == r["planted"]
+          and r["health_lost"] == 0)
     print(f"interrupted: lost {r['lost']}, duplicated {r['duplicated']}, dead-lettered "
           f"{r['dead_lettered']} of {r['planted']} planted -> {'OK' if ok else 'FAILED'}")
 

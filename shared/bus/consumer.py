@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[events.Event, Msg], Awaitable[None]]
 BatchHandler = Callable[[list[tuple[events.Event, Msg]]], Awaitable[None]]
 
-BROKER_UNAVAILABLE = (ConnectionError, socket.gaierror, TimeoutError, asyncio.TimeoutError, nats.errors.ConnectionClosedError,
+BROKER_UNAVAILABLE = (ConnectionError, socket.gaierror, TimeoutError, asyncio.TimeoutError,
+                      nats.errors.ConnectionClosedError,
                       nats.errors.ConnectionReconnectingError, nats.errors.NoRespondersError,
                       nats.errors.OutboundBufferLimitError, nats.errors.StaleConnectionError,
                       nats.errors.NoServersError)
@@ -218,7 +219,7 @@ class Consumer:
             half = len(decoded) // 2
             await self.run_batch_handler(decoded[:half], isolated=True)
             await self.run_batch_handler(decoded[half:], isolated=True)
-        elif isolated or failures.bad_data(err):  # its batch-mates went in without it, or a refused value
+        elif isolated or failures.bad_data(err):  # batch-mates went in without it, or value refused
             await self.dead_letter_now(decoded[0][1], f"refused: {err!r}")
         else:
             await self.retry_or_dead_letter(decoded[0][1], err)
