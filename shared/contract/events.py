@@ -310,4 +310,4 @@ class DesiredState(msgspec.Struct, forbid_unknown_fields=True):
     ts: float = msgspec.field(default_factory=time.time)
     command_id: str = ""
     detection_id: str | None = None
-    answered: list[str] = []  # detections whose pause a person resumed: they never pause again
+    paused_by: list[str] = []  # detections that paused this run: each pauses it at most once
