@@ -19,6 +19,7 @@ import time
 import torch
 
 from shared.model.gpt import build_model, config_for_depth
+from trainer_svc.build import init_distributed, wrap_model
 from trainer_svc.mfu import mfu, peak_flops
 from trainer_svc.optim import setup_optimizers
 
@@ -40,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def training_step(model: torch.nn.Module, params, optimizers, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """The trainer's step: bf16 forward/backward, clip, optimizers, one host sync."""
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+def training_step(model: torch.nn.Module, params, optimizers, x: torch.Tensor, y: torch.Tensor,
+                  autocast) -> list[float]:
+    """Trainer.train_step without data loading and freezing: forward/backward under the trainer's
+    autocast, clip, optimizers, one host sync."""
+    with autocast():
         loss = model(x, y)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -53,7 +56,7 @@ def training_step(model: torch.nn.Module, params, optimizers, x: torch.Tensor, y
     return torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
 
 
-def measure(model, train_model, optimizer: str, args, x, y) -> float:
+def measure(model, train_model, optimizer: str, args, x, y, autocast) -> float:
     """Tokens/s of the timed steps with `optimizer` for the block matrices."""
     torch.manual_seed(0)
     model.init_weights()
@@ -62,11 +65,11 @@ def measure(model, train_model, optimizer: str, args, x, y) -> float:
     params = list(model.parameters())
     started = time.perf_counter()
     for _ in range(args.warmup_steps):
-        training_step(train_model, params, optimizers, x, y)
+        training_step(train_model, params, optimizers, x, y, autocast)
     print(f"{optimizer}: warm-up (compilation included) {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     for _ in range(args.steps):
-        loss, _ = training_step(train_model, params, optimizers, x, y)
+        loss, _ = training_step(train_model, params, optimizers, x, y, autocast)
     elapsed = time.perf_counter() - started  # the step's own sync ends each step
     if not math.isfinite(loss):
         print(f"{optimizer}: loss {loss} is not finite")
@@ -78,12 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: MFU is measured on CUDA only, skipped")
         return 0
-    torch.set_float32_matmul_precision("high")
+    placement = init_distributed("cuda", "auto")  # the trainer's device, dtype and matmul precision
     model = build_model(config_for_depth(args.depth, args.vocab_size, args.seq_len), "cuda")
-    train_model = model
-    if args.compile == "full":
-        train_model = torch.compile(model)
-    elif args.compile == "regional":
+    train_model = wrap_model(model, args.compile == "full", placement)  # what the trainer's step calls
+    if args.compile == "regional":
         for block in model.transformer.h:
             block.compile()
     g = torch.Generator(device="cuda").manual_seed(0)
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"params (matmul): {model.matmul_params() / 1e6:.1f} M, FLOPs/token: {model.flops_per_token() / 1e9:.2f} G")
     results = {}
     for optimizer in args.optimizers.split(","):
-        tokens_per_s = measure(model, train_model, optimizer, args, x, y)
+        tokens_per_s = measure(model, train_model, optimizer, args, x, y, placement.autocast)
         value = mfu(model.flops_per_token(), tokens_per_s, peak)
         results[optimizer] = (tokens_per_s, value)
         shown = f"{value:.1%}" if value is not None else "unknown (card not in the peak table)"
