@@ -21,8 +21,12 @@ if [ "${1:-}" = wheels ]; then
         -d .whl $WHEELS
 fi
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
-        && export PYTHONPATH=$PYTHONPATH:$SITE PATH=$SITE/bin:$PATH
+    if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+            .whl/*.whl 2>"$SITE.log"; then
+        export PYTHONPATH=$PYTHONPATH:$SITE PATH=$SITE/bin:$PATH
+    else  # the wheels are built for the GPU image's Python 3.12
+        echo ".whl/ not installed for $("$PY" -V): $(tail -n 1 "$SITE.log")"
+    fi
 fi
 if ! "$PY" -c 'import torch' 2>/dev/null; then
     echo "$PY has no torch: run with the python that holds it (PYTHON=...)"
