@@ -274,3 +274,17 @@ def test_cli_refuses_a_bad_run_id_with_a_message(settings):
     done = run_cli(env, "pause", "--run", "a.b")
     assert done.returncode != 0 and "run_id" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_activations_redelivered_after_their_state_was_saved_still_give_their_health():
+    """understanding_svc killed between saving its per-run state and publishing: the redelivered
+    event must publish the same outputs again, not nothing."""
+    from understanding_svc.handlers import track_activations
+    layer = events.LayerStats(layer=0, name="block.0.resid", rms=math.nan, mean=0.0, std=1.0,
+                              max_abs=2.0, max_channel=1)
+    event = events.ActivationStats(event_id=events.new_event_id(), run_id="rd", step=5, layers=[layer])
+    saved, first = track_activations(event)(None)
+    saved = msgspec.json.decode(msgspec.json.encode(saved))  # as the KV bucket keeps it
+    again_state, again = track_activations(event)(saved)
+    assert again_state == saved and [e.event_id for e in again] == [e.event_id for e in first]
+    assert isinstance(again[0], events.Health) and again[0].status == "unstable"

@@ -73,18 +73,21 @@ def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
 def track_activations(event: events.ActivationStats):
     def change(saved):
         saved = saved or {}
-        if saved.get("last_event_id") == event.event_id:  # redelivered after the state was saved
-            return saved, []
+        if saved.get("last_event_id") == event.event_id:  # redelivered after the state was saved:
+            # publish its outputs again (stable ids: de-duplicated), they may never have gone out
+            return saved, [events.decode(out.encode()) for out in saved.get("outputs", [])]
         shimmer = ShimmerHistory.from_dict(saved["shimmer"]) if "shimmer" in saved else ShimmerHistory()
         concepts = ConceptTracker.from_dict(saved["concepts"]) if "concepts" in saved else ConceptTracker()
         previous = [msgspec.convert(layer, events.LayerStats) for layer in saved.get("layers", [])]
         report = assess_health(event.layers, [previous] if previous else None)
         point = shimmer.feed(event.step, event.layers)
         changes = concepts.feed(event.step, event.layers)
+        made = outputs(event, report, point, changes)
         new_state = {"last_event_id": event.event_id, "shimmer": shimmer.to_dict(),
                      "concepts": concepts.to_dict(),
-                     "layers": [msgspec.to_builtins(layer) for layer in event.layers]}
-        return new_state, outputs(event, report, point, changes)
+                     "layers": [msgspec.to_builtins(layer) for layer in event.layers],
+                     "outputs": [events.encode(out).decode() for out in made]}
+        return new_state, made
     return change
 
 

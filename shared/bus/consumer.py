@@ -156,7 +156,10 @@ class Consumer:
         if in_hand:
             await in_hand
         await self.hand_back(self._held)  # fetched while stopping: redeliver at once elsewhere
-        await sub.unsubscribe()
+        try:
+            await sub.unsubscribe()
+        except nats.errors.ConnectionClosedError:  # the connection went first: nothing to undo
+            pass
 
     async def handle_batch(self, msgs: list[Msg], pool: AioPool) -> None:
         decoded = []
