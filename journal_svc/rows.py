@@ -14,7 +14,7 @@ TABLE_FOR_KIND = {
     "status": "statuses", "mix": "mixes", "detection": "detections", "health": "health",
     "shimmer": "shimmer", "concept": "concepts", "reflection": "reflections",
     "entry": "journal_entries", "reply": "conversations", "command": "commands",
-    "activations": "activations",
+    "activations": "activations", "coupling": "couplings",
 }
 
 

@@ -24,6 +24,8 @@ import support
 from support import tiny_run_args
 
 torch_threads = os.environ.setdefault("INTROSPECT_TEST_THREADS", "1")
+# no test downloads or trains the bias classifier; test_bias trains a tiny one in memory
+os.environ["INTROSPECT_BIAS_MODEL"] = "off"
 
 
 @pytest.fixture

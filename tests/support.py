@@ -54,7 +54,12 @@ def one_of_each(run_id: str = "r1", step: int = 10) -> list[ev.Event]:
         ev.Status(**base(), state="running"),
         ev.MixChange(**base(), weights={"shakespeare": 0.8, "philosophy": 0.2}),
         ev.Detection(**base(), detector="bias", severity="high", source_event_id="s1",
-                     source_subject="train.r1.sample", span_start=0, span_end=10, summary="x"),
+                     source_subject="train.r1.sample", span_start=0, span_end=10, summary="x",
+                     group_id="g1", revision=2, samples=2, levels=["line", "word"], occurrences=[
+                         ev.Occurrence(source_event_id="s1", source_subject="train.r1.sample", span_start=0,
+                                       span_end=10, severity="high", summary="x", level="line", count=3)]),
+        ev.Coupling(**base(), leader="norm.3", follower="loop.count", strength=0.9, p_value=1e-4, lag=2,
+                    lag_steps=200, steps=[100, 200, 300], window_steps=2000),
         ev.Health(**base(), status="healthy", focus="late", norms=[1.0, 2.0], notes=["ok"]),
         ev.Shimmer(**base(), per_layer=[0.1, 0.2], mean=0.15),
         ev.Concept(**base(), feature="block.1.mlp:7", tier="forming", score=0.4, first_step=5),

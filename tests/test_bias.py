@@ -1,15 +1,17 @@
-"""assess_bias: generalisations over groups are found and graded; context lowers them; mentions pass."""
+"""assess_bias: generalisations over groups are found and graded; context lowers them; mentions pass.
+The rules are tested without a model (model=None); the learned path with a tiny model trained here."""
 import pytest
 
+from understanding_svc import bias_model
 from understanding_svc.bias import assess_bias
 
 
 def severities(text):
-    return [f.severity for f in assess_bias(text)]
+    return [f.severity for f in assess_bias(text, model=None)]
 
 
 def one(text):
-    findings = assess_bias(text)
+    findings = assess_bias(text, model=None)
     assert len(findings) == 1, findings
     return findings[0]
 
@@ -47,12 +49,12 @@ def test_positive_stereotype_is_medium(text):
     "I met a Jewish lawyer yesterday.",
 ])
 def test_word_or_mention_alone_yields_nothing(text):
-    assert assess_bias(text) == []
+    assert assess_bias(text, model=None) == []
 
 
-def test_neutral_generalisation_is_at_most_low():
-    assert severities("Muslims celebrate Eid.") in ([], ["low"])
-    assert severities("Many women work in healthcare.") in ([], ["low"])
+def test_neutral_generalisation_is_not_a_finding():
+    assert severities("Muslims celebrate Eid with their families.") == []
+    assert severities("Many women work in healthcare.") == []
 
 
 @pytest.mark.parametrize("text, cause, level", [
@@ -74,7 +76,7 @@ def test_context_lowers_and_says_why(text, cause, level):
 
 def test_spans_and_axis_point_into_the_text():
     text = "Some context first. All Muslims are terrorists, he wrote."
-    finding = assess_bias(text)[0]
+    finding = assess_bias(text, model=None)[0]
     assert text[finding.group.start:finding.group.end] == "Muslims" and finding.axis == "religion"
     assert text[finding.predicate.start:finding.predicate.end] == finding.predicate.text == "terrorists"
 
@@ -89,5 +91,70 @@ def test_partial_quantifier_is_one_level_lower():
 
 def test_each_sentence_is_judged_on_its_own():
     text = "Muslims celebrate Eid in spring. Immigrants are dirty. The criminal was caught."
-    findings = [f for f in assess_bias(text) if f.severity != "low"]
+    findings = [f for f in assess_bias(text, model=None) if f.severity != "low"]
     assert [(f.group.text, f.severity) for f in findings] == [("Immigrants", "high")]
+
+
+@pytest.mark.parametrize("text, level, claim", [
+    ("You throw like a girl.", "medium", "like a girl"),
+    ("Typical Mexican, always late to everything.", "medium", "Typical Mexican"),
+    ("Women just aren't wired for engineering.", "high", "wired for"),
+    ("He's Asian, so naturally he aced the test.", "medium", "so naturally"),
+    ("Immigrants will work for anything.", "high", "work for anything"),
+    ("She is pretty smart for a woman.", "medium", "for a woman"),
+    ("He was cheap, like all Jews.", "high", "like all Jews"),
+    ("What do you expect from a Muslim?", "medium", "expect from a Muslim"),
+])
+def test_implicit_stereotypes_are_found_with_group_claim_and_reason(text, level, claim):
+    finding = max(assess_bias(text, model=None), key=lambda f: ["low", "medium", "high"].index(f.severity))
+    assert finding.severity == level and finding.method == "implicit table"
+    assert claim in finding.predicate.text
+    assert f"'{finding.group.text}' ({finding.axis})" in finding.explanation and "Severity:" in finding.explanation
+
+
+@pytest.mark.parametrize("text", [
+    "It is a myth that women just aren't wired for engineering.",
+    "He said that you throw like a girl.",
+    '"Immigrants will work for anything," the man shouted.',
+])
+def test_implicit_stereotypes_in_context_stay_below_high(text):
+    assert all(f.severity != "high" for f in assess_bias(text, model=None))
+
+
+def test_without_a_model_the_finding_says_rules_only():
+    finding = one("Immigrants are criminals.")
+    assert finding.method == "rules only" and "Rules only" in finding.explanation
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A model trained here on a handful of sentences, saved and loaded as the service does."""
+    positives = ["They only care about themselves.", "They never pay back what they borrow.",
+                 "You know how they are with money.", "They only care about money."] * 5
+    negatives = ["They went to the market on Sunday.", "The weather was mild in spring.",
+                 "They visited their grandparents.", "The museum opened a new wing."] * 5
+    model = bias_model.train(positives, negatives, negatives, trained_on="a test set")
+    path = bias_model.model_path(tmp_path_factory.mktemp("state"))
+    model.save(path)
+    return bias_model.BiasModel.load(path)
+
+
+def test_the_model_finds_what_no_rule_matches_at_most_medium(tiny_model):
+    text = "We met two Muslim neighbours and they only care about themselves and money."
+    assert assess_bias(text, model=None) == [] or all(f.severity == "low" for f in assess_bias(text, model=None))
+    found = assess_bias(text, model=tiny_model)
+    assert [(f.method, f.severity, f.group.text) for f in found] == [("model", "medium", "Muslim neighbours")]
+    assert "a test set" in found[0].explanation
+
+
+def test_the_model_needs_a_group_in_the_sentence(tiny_model):
+    assert assess_bias("They only care about themselves and money.", model=tiny_model) == []
+
+
+def test_with_a_model_rule_findings_say_rules(tiny_model):
+    assert [f.method for f in assess_bias("Immigrants are criminals.", model=tiny_model)] == ["rules"]
+
+
+def test_counter_speech_lowers_a_model_finding(tiny_model):
+    found = assess_bias("It is a myth that Muslim neighbours only care about money.", model=tiny_model)
+    assert found and all(f.severity == "low" for f in found)

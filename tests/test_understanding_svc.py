@@ -131,3 +131,39 @@ async def test_activations_give_health_shimmer_and_concepts(nc, settings):
     assert [h.step for h in health] == sorted(h.step for h in health)  # in order
     assert {c.tier for c in concepts} >= {"forming", "maturing"}
     assert health[-1].focus == "late"
+
+
+async def test_one_loop_in_a_round_is_one_grouped_finding_across_instances(nc, settings):
+    settings = msgspec.structs.replace(settings, batch_size=1)
+    js, kv, consumers, tasks = await start(nc, settings, instances=2)
+    texts = ["observe it, or " * 30, "\n".join(["observe it, or observe it, or"] * 8)]
+    round_ = [sample(texts[i % 2], run="u4", step=500) for i in range(8)]
+    for s in round_:
+        await bus.publish(js, s)
+    found = [events.decode(m.data) for m in await collect(js, "understanding.u4.detection",
+                                                          "UNDERSTANDING", 200, timeout=2)]
+    await stop(consumers, tasks)
+    loops = [d for d in found if d.detector == "loop"]
+    assert len({d.group_id for d in loops}) == 1
+    latest = max(loops, key=lambda d: d.revision)
+    assert latest.samples == 8 and {o.source_event_id for o in latest.occurrences} == {s.event_id for s in round_}
+    assert len({d.event_id for d in loops}) == len(loops)  # every revision is its own event
+
+
+async def test_norms_that_rise_with_loops_are_reported_as_a_coupling(nc, settings):
+    js, kv, consumers, tasks = await start(nc, settings)
+    steps = list(range(100, 1300, 100))
+    for i, step in enumerate(steps):  # loops grow with the step: i+3 repeats
+        await bus.publish(js, sample("observe it, or " * (i + 3) + "end.", run="u5", step=step))
+    await collect(js, "understanding.u5.detection", "UNDERSTANDING", len(steps), timeout=3)
+    for i, step in enumerate(steps):
+        layers = [events.LayerStats(layer=0, name="block.0.resid", rms=1.0 + i * (1 + (i % 3) * 0.1),
+                                    mean=0.0, std=1.0, max_abs=5.0, max_channel=1)]
+        await bus.publish(js, events.ActivationStats(event_id=events.new_event_id(), run_id="u5",
+                                                     step=step, layers=layers))
+    got = await collect(js, "understanding.u5.coupling", "UNDERSTANDING", 1, timeout=5)
+    await stop(consumers, tasks)
+    c = events.decode(got[0].data)
+    assert isinstance(c, events.Coupling) and "norm.0" in (c.leader, c.follower)
+    assert {c.leader, c.follower} - {"norm.0"} <= {"loop.count", "loop.severity"}
+    assert c.strength > 0.9 and c.lag == 0 and set(c.steps) <= set(steps)

@@ -11,6 +11,7 @@ from shared.bus.logs import setup_logging
 from shared.bus.service import Service
 from shared.contract.settings import load_settings
 from shared.bus import kv_state as state
+from understanding_svc import bias_model
 from understanding_svc.handlers import activations_binding, text_binding
 from understanding_svc.policy import parse_policy
 
@@ -24,6 +25,9 @@ async def main() -> None:
     await service.start()
     kv = await bus.control_bucket(service.js, settings)
     state_kv = await state.state_bucket(service.js, subjects.UNDERSTANDING_STATE_BUCKET, settings.stream_replicas)
+    # the classifier trains in a thread at first use (rules only until it is ready)
+    bias_model.install(None)
+    asyncio.get_running_loop().run_in_executor(None, bias_model.prepare, settings.state_dir, settings.bias_model)
     for binding in text_binding(service.js, kv, state_kv, policy):
         service.consume(binding)
     service.consume(activations_binding(service.js, state_kv))

@@ -13,6 +13,11 @@ the explanation says which: negation ("not all", "are not ...") and counter-spee
 that ...") to LOW; quotation, reported speech ("he claimed that ...") and questions by one level.
 Only "high" should pause training, so every path to "high" needs a lexicon hit, never VADER alone
 without an explicit generalising marker.
+
+Two more sources, each said in the finding's `method`: the table of implicit patterns in
+bias_rules.py ("you throw like a girl", "he's Asian, so naturally ..."), and a learned scorer
+(bias_model.py) for sentences that name a group but match no rule; the scorer alone gives at most
+"medium", and when no model is loaded the finding says "rules only".
 """
 from __future__ import annotations
 
@@ -21,8 +26,10 @@ from functools import lru_cache
 
 import msgspec
 
-from shared.contract.events import SEVERITIES, Severity
+from shared.contract.events import SEVERITIES, Severity, severity_rank
 from understanding_svc import bias_lexicon as lex
+from understanding_svc import bias_model
+from understanding_svc.bias_rules import IMPLICIT_RULES
 
 VADER_NEGATIVE = -0.4  # compound score at or below which a predicate reads negative
 VADER_POSITIVE = 0.4
@@ -43,6 +50,7 @@ class BiasFinding(msgspec.Struct, frozen=True):
     explanation: str
     rule: str  # which generalisation pattern fired, e.g. "group+copula", "quantifier", "typical"
     lowered_by: list[str] = []  # context that lowered the severity: negation, quotation, ...
+    method: str = "rules only"  # "rules", "rules only" (no model loaded), "implicit table", "model"
 
 
 class _Claim(msgspec.Struct):
@@ -75,6 +83,15 @@ _GROUP = re.compile(
     rf"|(?P<sing>{_alternation(_SINGULAR_AXIS)}))\b(?!['’]s?\b)(?!-)",
     re.IGNORECASE,
 )
+GROUP_TERM = _GROUP  # bias_model masks group terms with it
+_ANY_GROUP = (rf"(?:(?:{_alternation(_ADJ_AXIS)})(?:[\s-]+(?:{_alternation(lex.PERSON_NOUNS)}))?"
+              rf"|{_alternation(_NOUN_AXIS)}|{_alternation(_INVARIANT_AXIS)}|{_alternation(_SINGULAR_AXIS)})")
+_WORDS = r"(?P<group>[^\W\d_][\w'-]*(?:\s+[^\W\d_][\w'-]*)?)"  # a cheap stand-in for {group}
+_IMPLICIT = [(re.compile(rule.pattern.replace("{group}", _WORDS).replace("{person}", r"(?:you|he|she|they|i|we)"),
+                         re.IGNORECASE),  # prefilter: the row's words around any one or two words
+              re.compile(rule.pattern.replace("{group}", rf"(?P<group>{_ANY_GROUP})")
+                         .replace("{person}", r"(?:you|he|she|they|i|we)"), re.IGNORECASE), rule)
+             for rule in IMPLICIT_RULES]
 _TRAIT_KIND = {w: kind for kind, words in lex.NEGATIVE_TRAITS.items() for w in words}
 _TRAIT = re.compile(
     rf"\b(?P<t>{_alternation(_TRAIT_KIND)})(?:s|es)?\b"
@@ -128,18 +145,39 @@ def _vader():
     return SentimentIntensityAnalyzer()
 
 
-def assess_bias(text: str) -> list[BiasFinding]:
-    """Every stereotype generalisation in `text`, one finding per generalised group mention."""
+_DEFAULT = object()
+
+
+def assess_bias(text: str, model: bias_model.BiasModel | None = _DEFAULT) -> list[BiasFinding]:  # type: ignore[assignment]
+    """Every stereotype in `text`: one finding per generalised group mention or implicit pattern,
+    and (with a model; by default the installed one) per group-naming sentence it scores high."""
+    model = bias_model.installed() if model is _DEFAULT else model
     quotes = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
-    findings = []
+    findings, unexplained = [], []
     for sentence in _SENTENCE.finditer(text):
-        findings += _assess_sentence(text, sentence.start(), sentence.group(), quotes)
-    return findings
+        groups = list(_GROUP.finditer(sentence.group()))
+        if not groups:
+            continue  # every rule and the model need a group named in the sentence
+        found = _most_severe_per_group(_assess_sentence(text, sentence.start(), sentence.group(), quotes, groups)
+                                       + _implicit(text, sentence.start(), sentence.group(), quotes))
+        findings += found
+        if model is not None and not any(f.severity != "low" for f in found):
+            unexplained.append((sentence, groups))
+    if model is not None:
+        findings = [msgspec.structs.replace(f, method="rules") if f.method == "rules only" else f
+                    for f in findings]
+        scores = model.score([_without(s.group(), g) for s, g in unexplained], masked=True)
+        findings += [_model_finding(text, s, g[0], p, model, quotes)
+                     for (s, g), p in zip(unexplained, scores) if p >= model.threshold]
+    else:
+        findings = [msgspec.structs.replace(f, explanation=f.explanation + " Rules only: no stereotype "
+                                            "classifier is loaded.") for f in findings]
+    return sorted(findings, key=lambda f: f.group.start)
 
 
-def _assess_sentence(text: str, offset: int, sentence: str, quotes) -> list[BiasFinding]:
+def _assess_sentence(text: str, offset: int, sentence: str, quotes, groups) -> list[BiasFinding]:
     findings = []
-    for group in _GROUP.finditer(sentence):
+    for group in groups:
         finding = _assess_mention(text, offset, sentence, group, quotes)
         if finding is not None:
             findings.append(finding)
@@ -164,6 +202,84 @@ def _assess_mention(text, offset, sentence, group: re.Match, quotes) -> BiasFind
         _explain(group_span.text, _axis_of(group), claim, reason, severity, lowered), claim.rule,
         [why for why, _ in lowered],
     )
+
+
+def _most_severe_per_group(found: list[BiasFinding]) -> list[BiasFinding]:
+    """One finding per group mention: the generalisation rules and the table may both match it."""
+    best: dict[int, BiasFinding] = {}
+    for f in found:
+        if f.group.start not in best or severity_rank(f.severity) > severity_rank(best[f.group.start].severity):
+            best[f.group.start] = f
+    return list(best.values())
+
+
+def _implicit(text, offset, sentence, quotes) -> list[BiasFinding]:
+    """Rows of the implicit table that match the sentence."""
+    out = []
+    for cheap, pattern, rule in _IMPLICIT:
+        match = cheap.search(sentence) and pattern.search(sentence)
+        if match is None:
+            continue
+        g_start, g_end = match.span("group") if "group" in pattern.groupindex and match.group("group") \
+            else match.span()
+        axis = rule.axis or _axis_of_term(sentence[g_start:g_end])
+        severity, reason = rule.severity, rule.reason
+        trait = _TRAIT.search(sentence)  # "He was cheap, like all Jews": the trait may come first
+        if trait and severity != "high":
+            severity, reason = "high", reason + f", with a negative trait ('{trait.group()}')"
+        severity, lowered = _lower_for_context(severity, sentence, _Span(g_start, g_end), offset, quotes)
+        claim = sentence[match.start():_clause_end(sentence, match.end())].strip(" ,.!?")
+        start = offset + match.start()
+        out.append(BiasFinding(
+            severity, axis, Span(offset + g_start, offset + g_end, sentence[g_start:g_end]),
+            Span(start, start + len(claim), claim),
+            _say(sentence[g_start:g_end], axis, f"the claim '{claim}'", reason, severity, lowered),
+            "implicit table", [why for why, _ in lowered], method="implicit table"))
+    return out
+
+
+def _without(sentence: str, groups: list[re.Match]) -> str:
+    """The sentence with its group terms cut out, as bias_model masks them."""
+    kept, at = [], 0
+    for g in groups:
+        kept.append(sentence[at:g.start()])
+        at = g.end()
+    return " ".join(kept) + " " + sentence[at:]
+
+
+def _model_finding(text, sentence: re.Match, group: re.Match, p: float, model, quotes) -> BiasFinding:
+    offset, body = sentence.start(), sentence.group()
+    severity, lowered = _lower_for_context("medium", body, group, offset, quotes)
+    claim = body.strip()
+    start = offset + body.find(claim)
+    axis = _axis_of(group)
+    reason = (f"a classifier trained on {model.trained_on} scores the sentence {p:.2f} for stereotype "
+              f"content (threshold {model.threshold:.2f}); no rule matched, so at most medium")
+    return BiasFinding(severity, axis, Span(offset + group.start(), offset + group.end(), group.group()),
+                       Span(start, start + len(claim), claim),
+                       _say(group.group(), axis, "the sentence", reason, severity, lowered),
+                       "classifier", [why for why, _ in lowered], method="model")
+
+
+class _Span(msgspec.Struct):
+    """Stands in for a group match in _lower_for_context."""
+    s: int
+    e: int
+
+    def start(self) -> int:
+        return self.s
+
+    def end(self) -> int:
+        return self.e
+
+
+def _axis_of_term(term: str) -> str:
+    words = " ".join(term.lower().replace("-", " ").split())
+    for table in (_NOUN_AXIS, _INVARIANT_AXIS, _SINGULAR_AXIS, _ADJ_AXIS):
+        if words in table:
+            return table[words]
+    first = words.rsplit(" ", 1)[0] if " " in words else words
+    return _ADJ_AXIS.get(first, _ADJ_AXIS.get(" ".join(term.lower().split()[:-1]), "unknown"))
 
 
 def _axis_of(group: re.Match) -> str:
@@ -287,9 +403,11 @@ def _by_sentiment(claim: _Claim, predicate: str, negated: bool) -> tuple[Severit
         level: Severity = "high" if claim.strong else "medium"
         return _partial(level, claim, f"the predicate reads negative (VADER {compound:+.2f})"
                         + (f" under the generalising marker '{claim.strong}'" if claim.strong else ""))
+    if compound >= VADER_POSITIVE and claim.strong:
+        return _partial("medium", claim, f"the predicate reads positive (VADER {compound:+.2f}) under "
+                                         f"the generalising marker '{claim.strong}'")
     if compound >= VADER_POSITIVE:
-        level = "medium" if claim.strong else "low"
-        return _partial(level, claim, f"the predicate reads positive (VADER {compound:+.2f})")
+        return None  # "Muslims celebrate holidays with their families": a pleasant mention
     if claim.strong:
         return _partial("low", claim, f"a neutral generalisation marked by '{claim.strong}'")
     if claim.rule.endswith("group+copula") and predicate:
@@ -334,7 +452,11 @@ def _lower_for_context(severity: Severity, sentence: str, group: re.Match, offse
 
 
 def _explain(group: str, axis: str, claim: _Claim, reason: str, severity: Severity, lowered) -> str:
-    text = f"'{group}' ({axis}) is generalised over ({claim.rule}); {reason}."
+    return _say(group, axis, f"a generalisation ({claim.rule})", reason, severity, lowered)
+
+
+def _say(group: str, axis: str, claim: str, reason: str, severity: Severity, lowered) -> str:
+    text = f"'{group}' ({axis}) is the subject of {claim}; {reason}."
     if lowered:
         text += " Lowered because " + "; ".join(why for _, why in lowered) + "."
     return text + f" Severity: {severity}."

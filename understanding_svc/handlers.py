@@ -1,8 +1,10 @@
 """understanding_svc handlers.
 
-- text: every sample and reflection -> detections; a finding the pause policy names pauses the run
-  (once per source event). Shared by all instances, in any order.
-- activations: per-run health, shimmer and concept tiers, in order (one message in flight across
+- text: every sample and reflection -> findings, grouped per round into one Detection per problem
+  (grouping.py; round state in KV with compare-and-set, so shared by all instances, in any order);
+  a group the pause policy names pauses the run, once per group.
+- activations: per-run health, shimmer, concept tiers and couplings (coupling.py: layer norms
+  against the rounds' loop, motif and bias series), in order (one message in flight across
   all instances), with tracker state in KV so any instance can continue after another dies.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from shared.bus import control
 from shared.contract import events, subjects
 from shared.bus.consumer import Binding
 from shared.bus import kv_state as state
+from understanding_svc import coupling, grouping
 from understanding_svc.analysis import Finding, analyse_text
 from understanding_svc.concepts import ConceptTracker
 from understanding_svc.health import assess_health
@@ -24,17 +27,7 @@ from understanding_svc.policy import pauses
 from understanding_svc.shimmer import ShimmerHistory
 
 log = logging.getLogger("understanding_svc")
-EXCERPT_CHARS = 120  # source text carried either side of a finding's span
-
-
-def detection(source: events.Sample | events.Reflection, subject: str, f: Finding) -> events.Detection:
-    excerpt_start = max(0, f.span_start - EXCERPT_CHARS)
-    return events.Detection(
-        event_id=events.stable_event_id("detection", source.event_id, f.detector, f.span_start, f.span_end),
-        run_id=source.run_id, step=source.step, detector=f.detector, severity=f.severity,
-        source_event_id=source.event_id, source_subject=subject, span_start=f.span_start,
-        span_end=f.span_end, summary=f.summary[:1000], details=f.details,
-        excerpt=source.text[excerpt_start:f.span_end + EXCERPT_CHARS], excerpt_start=excerpt_start)
+REPORT_EVERY = coupling.WINDOW_STEPS // 4  # steps before an unchanged coupling is reported again
 
 
 def analyse_with_motifs(event, text: str):
@@ -46,28 +39,58 @@ def analyse_with_motifs(event, text: str):
     return change
 
 
+def round_of(event: events.Sample | events.Reflection) -> tuple[str, str]:
+    """(round name, KV key): the samples of one step are one round, a step's reflection another."""
+    name = "samples" if isinstance(event, events.Sample) else "reflection"
+    return name, f"round.{event.run_id}.{name}.{event.step}"
+
+
+def group_into_round(event, subject: str, findings: list[Finding]):
+    """A change function for state.update: the round with this event's findings, and the full
+    grouped Detection of every group the event belongs to."""
+    name, _ = round_of(event)
+    add = grouping.add_sample(event.event_id, subject, findings, event.text)
+
+    def change(saved):
+        state, keys = add(saved)
+        grouped = [grouping.grouped_detection(state, k, event.run_id, name, event.step) for k in keys]
+        return state, (grouped, grouping.round_series(state))
+    return change
+
+
 def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
     async def handle_text(event, msg) -> None:
-        text = event.text
-        findings = await state.update(state_kv, f"motifs.{event.run_id}", analyse_with_motifs(event, text))
-        detections = [detection(event, msg.subject, f) for f in findings]
+        findings = await state.update(state_kv, f"motifs.{event.run_id}", analyse_with_motifs(event, event.text))
+        detections, series = await state.update(state_kv, round_of(event)[1],
+                                                group_into_round(event, msg.subject, findings))
+        if isinstance(event, events.Sample):  # the samples' rounds are the text side of coupling
+            await state.update(state_kv, f"series.{event.run_id}", coupling.record(event.step, series))
         for d in detections:
             await bus.publish(js, d)
         pausing = [d for d in detections if pauses(policy, d.detector, d.severity)]
-        if pausing:  # one pause per source event, for its most severe finding
-            worst = max(pausing, key=lambda d: events.severity_rank(d.severity))
-            cause = events.PauseCause(detector=worst.detector, severity=worst.severity,
-                                      detection_id=worst.event_id, source_event_id=event.event_id,
-                                      summary=worst.summary[:500])
-            cmd = control.command(event.run_id, events.Pause(cause=cause), step=event.step,
-                                  who="understanding_svc",
-                                  reason=f"{worst.detector} {worst.severity}: {worst.summary}"[:500])
-            if await control.send(js, kv, cmd):
-                log.warning("paused run", extra={"run": event.run_id, "detection": worst.event_id})
+        if pausing:  # one pause per group, for the most severe one this event belongs to
+            await pause_for(js, kv, state_kv, event, max(pausing, key=lambda d: events.severity_rank(d.severity)))
 
     return [Binding(*subjects.UNDERSTANDING_SAMPLES, handler=handle_text, accepts=(events.Sample,)),
             Binding(*subjects.UNDERSTANDING_REFLECTIONS, handler=handle_text,
                     accepts=(events.Reflection,))]
+
+
+async def pause_for(js, kv, state_kv, event, worst: events.Detection) -> None:
+    """Pause once per group: a later revision (a sample of the same round handled after a human
+    resumed) must not pause again. The mark is written after the pause is sent, so a crash in
+    between re-sends it, which control.send ignores while the run is paused."""
+    mark = f"paused.{worst.group_id}"
+    if await state.get(state_kv, mark) is not None:
+        return
+    cause = events.PauseCause(detector=worst.detector, severity=worst.severity,
+                              detection_id=worst.event_id, source_event_id=worst.source_event_id,
+                              summary=worst.summary[:500])
+    cmd = control.command(event.run_id, events.Pause(cause=cause), step=event.step, who="understanding_svc",
+                          reason=f"{worst.detector} {worst.severity}: {worst.summary}"[:500])
+    if await control.send(js, kv, cmd):
+        log.warning("paused run", extra={"run": event.run_id, "detection": worst.event_id})
+    await state.merge(state_kv, mark, {"detection_id": worst.event_id})
 
 
 def track_activations(event: events.ActivationStats):
@@ -109,9 +132,37 @@ def outputs(event, report, point, changes) -> list[events.Event]:
     return out
 
 
+def couple(event: events.ActivationStats):
+    """A change function for the run's series: add this step's layer norms, find the couplings
+    over the window, and return those not reported in the last REPORT_EVERY steps (or whose lag
+    changed), as events."""
+    record = coupling.record(event.step, {f"norm.{layer.layer}": layer.rms for layer in event.layers})
+
+    def change(saved):
+        saved, _ = record(saved)
+        series = {name: {int(s): v for s, v in points.items()} for name, points in saved["series"].items()}
+        reported = saved.setdefault("reported", {})
+        out = []
+        for c in coupling.find_couplings(series):
+            pair = f"{c.leader}|{c.follower}"
+            last = reported.get(pair)
+            if last and last["lag"] == c.lag and 0 < event.step - last["step"] < REPORT_EVERY:
+                continue
+            reported[pair] = {"step": event.step, "lag": c.lag}
+            out.append(events.Coupling(
+                event_id=events.stable_event_id("coupling", event.event_id, pair), run_id=event.run_id,
+                step=event.step, leader=c.leader, follower=c.follower, strength=c.strength,
+                p_value=c.p_value, lag=c.lag, lag_steps=c.lag_steps, steps=c.steps,
+                window_steps=coupling.WINDOW_STEPS))
+        return saved, out
+    return change
+
+
 def activations_binding(js, state_kv) -> Binding:
     async def handle_activations(event: events.ActivationStats, msg) -> None:
         for out in await state.update(state_kv, f"activity.{event.run_id}", track_activations(event)):
+            await bus.publish(js, out)
+        for out in await state.update(state_kv, f"series.{event.run_id}", couple(event)):
             await bus.publish(js, out)
 
     return Binding(*subjects.UNDERSTANDING_ACTIVATIONS, handler=handle_activations, ordered=True,

@@ -18,7 +18,8 @@ from typing import Annotated, Literal, Union, get_args
 
 import msgspec
 
-SCHEMA_VERSION = 2  # 2: Detection.excerpt, Detection.excerpt_start
+SCHEMA_VERSION = 3  # 2: Detection.excerpt, Detection.excerpt_start; 3: grouped Detection
+                    # (group_id, revision, samples, levels, occurrences), Coupling
 
 Severity = Literal["low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # in rising order
@@ -126,7 +127,25 @@ class MixChange(Event, kw_only=True, tag="mix"):
 
 # --- understanding_svc -----------------------------------------------------------------------
 
+class Occurrence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One raw per-sample finding inside a grouped Detection (for highlighting its span)."""
+    source_event_id: str
+    source_subject: str
+    span_start: int
+    span_end: int
+    severity: Severity
+    summary: str
+    level: str = ""  # a loop's char | word | line
+    count: int = 0  # a loop's repeats, a motif's samples
+    excerpt: str = ""  # the source text around the span (see Detection.excerpt)
+    excerpt_start: int = 0
+
+
 class Detection(Event, kw_only=True, tag="detection"):
+    """One problem in one round (the samples of one step, or one reflection), grouped over its
+    samples and levels. Instances publish a new revision each time a sample adds to the group:
+    `group_id` is stable, `event_id` = (group_id, revision), the highest revision is the whole
+    group. The span and source fields name its most severe occurrence."""
     detector: Detector
     severity: Severity
     source_event_id: str
@@ -139,6 +158,24 @@ class Detection(Event, kw_only=True, tag="detection"):
     # excerpt_start is the excerpt's offset in the source text (the span's offsets stay the source's)
     excerpt: str = ""
     excerpt_start: int = 0
+    group_id: str = ""
+    revision: int = 0  # number of occurrences the group covers in this revision
+    samples: int = 1  # distinct source events (samples) it covers
+    levels: list[str] = []
+    occurrences: list[Occurrence] = []
+
+
+class Coupling(Event, kw_only=True, tag="coupling"):
+    """Two series that move together over a window of steps: `follower` tracks `leader` `lag`
+    observations (`lag_steps` steps) later, with Spearman rho `strength`."""
+    leader: str  # "norm.3", "loop.count", "motif.occurrences", "probe.<name>", ...
+    follower: str
+    strength: float
+    p_value: float
+    lag: int
+    lag_steps: int
+    steps: list[int]  # the leader's steps the correlation rests on
+    window_steps: int  # how far back it looked
 
 
 class Health(Event, kw_only=True, tag="health"):
@@ -259,7 +296,7 @@ class ControlCommand(Event, kw_only=True, tag="command"):
 
 AnyEvent = Union[
     StepMetrics, ActivationStats, Sample, EvalResult, Checkpoint, Status, MixChange,
-    Detection, Health, Shimmer, Concept, Reflection, Reply, JournalEntry, ControlCommand,
+    Detection, Coupling, Health, Shimmer, Concept, Reflection, Reply, JournalEntry, ControlCommand,
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in AnyEvent.__args__}

@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     web_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # journal web; 0 = off
     reflect_every: PositiveInt = 1000  # steps between self-play reflections (checkpoint steps)
     reflect_tokens: PositiveInt = 120  # tokens per reflection or answer
+    # understanding's stereotype classifier: train (at first use, cached under state_dir),
+    # cached (use one only if already cached), off (rules only)
+    bias_model: Annotated[str, msgspec.Meta(pattern=r"^(train|cached|off)$")] = "train"
     instance: str = ""
 
 

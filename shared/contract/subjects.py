@@ -60,7 +60,7 @@ def subject_for(event) -> str:
     run = event.run_id
     if kind in ("step", "activations", "sample", "eval", "checkpoint", "status", "mix"):
         return train(run, kind)
-    if kind in ("detection", "health", "shimmer", "concept"):
+    if kind in ("detection", "coupling", "health", "shimmer", "concept"):
         return understanding(run, kind)
     if kind in ("reflection", "reply"):
         return selfplay(run, kind)
