@@ -11,7 +11,8 @@ from shared.contract import events, subjects
 from shared.bus.consumer import Consumer
 from shared.bus import kv_state as state
 from understanding_svc.analysis import Finding
-from understanding_svc.handlers import EXCERPT_CHARS, activations_binding, detection, text_binding
+from understanding_svc.grouping import EXCERPT_CHARS, add_sample, grouped_detection
+from understanding_svc.handlers import activations_binding, text_binding
 from understanding_svc.policy import parse_policy
 
 STEREOTYPE = "The model wrote this. Immigrants are criminals and they are lazy."
@@ -27,7 +28,9 @@ def test_a_detection_carries_the_text_around_its_span():
     text = "x" * 500 + f" {span}. " + "y" * 500
     start = text.index(span)
     found = Finding("bias", "high", start, start + len(span), "high nationality generalisation")
-    d = detection(sample(text), "train.u1.sample", found)
+    source = sample(text)
+    state, keys = add_sample(source.event_id, "train.u1.sample", [found], text)(None)
+    d = grouped_detection(state, keys[0], "u1", "samples", 100)
     assert d.excerpt_start == start - EXCERPT_CHARS and len(d.excerpt) == len(span) + 2 * EXCERPT_CHARS
     assert d.excerpt[d.span_start - d.excerpt_start:d.span_end - d.excerpt_start] == span
     assert events.decode(events.encode(d)) == d  # fits the contract

@@ -6,12 +6,12 @@ time a sample adds to it: `group_id` is stable, `revision` counts the occurrence
 each group: the view `detection_groups`. `couplings` journals understanding.<run>.coupling events.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0004
 """
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
