@@ -83,9 +83,9 @@ _GROUP = re.compile(
     rf"|(?P<sing>{_alternation(_SINGULAR_AXIS)}))\b(?!['’]s?\b)(?!-)",
     re.IGNORECASE,
 )
-GROUP_TERM = _GROUP  # bias_model masks group terms with it
 _ANY_GROUP = (rf"(?:(?:{_alternation(_ADJ_AXIS)})(?:[\s-]+(?:{_alternation(lex.PERSON_NOUNS)}))?"
               rf"|{_alternation(_NOUN_AXIS)}|{_alternation(_INVARIANT_AXIS)}|{_alternation(_SINGULAR_AXIS)})")
+MENTION = re.compile(rf"\b(?:{_ANY_GROUP})\b(?!['’]s?\b)", re.IGNORECASE)  # any group term, adjectives alone too
 _WORDS = r"(?P<group>[^\W\d_][\w'-]*(?:\s+[^\W\d_][\w'-]*)?)"  # a cheap stand-in for {group}
 _IMPLICIT = [(re.compile(rule.pattern.replace("{group}", _WORDS).replace("{person}", r"(?:you|he|she|they|i|we)"),
                          re.IGNORECASE),  # prefilter: the row's words around any one or two words
@@ -156,13 +156,13 @@ def assess_bias(text: str, model: bias_model.BiasModel | None = _DEFAULT) -> lis
     findings, unexplained = [], []
     for sentence in _SENTENCE.finditer(text):
         groups = list(_GROUP.finditer(sentence.group()))
-        if not groups:
-            continue  # every rule and the model need a group named in the sentence
         found = _most_severe_per_group(_assess_sentence(text, sentence.start(), sentence.group(), quotes, groups)
-                                       + _implicit(text, sentence.start(), sentence.group(), quotes))
+                                       + _implicit(text, sentence.start(), sentence.group(), quotes)) if groups else []
         findings += found
         if model is not None and not any(f.severity != "low" for f in found):
-            unexplained.append((sentence, groups))
+            mentions = list(MENTION.finditer(sentence.group()))  # "the Asian chess player" counts here
+            if mentions:
+                unexplained.append((sentence, mentions))
     if model is not None:
         findings = [msgspec.structs.replace(f, method="rules") if f.method == "rules only" else f
                     for f in findings]
@@ -252,7 +252,7 @@ def _model_finding(text, sentence: re.Match, group: re.Match, p: float, model, q
     severity, lowered = _lower_for_context("medium", body, group, offset, quotes)
     claim = body.strip()
     start = offset + body.find(claim)
-    axis = _axis_of(group)
+    axis = _axis_of_term(group.group())
     reason = (f"a classifier trained on {model.trained_on} scores the sentence {p:.2f} for stereotype "
               f"content (threshold {model.threshold:.2f}); no rule matched, so at most medium")
     return BiasFinding(severity, axis, Span(offset + group.start(), offset + group.end(), group.group()),

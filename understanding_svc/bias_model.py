@@ -71,8 +71,8 @@ def _vectorizer():
 
 
 def _mask(sentence: str) -> str:
-    from understanding_svc.bias import GROUP_TERM  # the lexicon's group pattern, defined once
-    return GROUP_TERM.sub(" ", sentence)
+    from understanding_svc.bias import MENTION  # the lexicon's group terms, defined once
+    return MENTION.sub(" ", sentence)
 
 
 def train(positives: list[str], negatives: list[str], calibration: list[str], trained_on: str,
