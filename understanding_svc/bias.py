@@ -85,6 +85,9 @@ _GROUP = re.compile(
 )
 _ANY_GROUP = (rf"(?:(?:{_alternation(_ADJ_AXIS)})(?:[\s-]+(?:{_alternation(lex.PERSON_NOUNS)}))?"
               rf"|{_alternation(_NOUN_AXIS)}|{_alternation(_INVARIANT_AXIS)}|{_alternation(_SINGULAR_AXIS)})")
+_LOWER_WORD = re.compile(r"[a-z]+")
+_LEXICON_WORDS = frozenset(w for table in (_ADJ_AXIS, _NOUN_AXIS, _INVARIANT_AXIS, _COLLECTIVE_AXIS, _SINGULAR_AXIS)
+                           for term in table for w in _LOWER_WORD.findall(term.lower()))
 MENTION = re.compile(rf"\b(?:{_ANY_GROUP})\b(?!['’]s?\b)", re.IGNORECASE)  # any group term, adjectives alone too
 _WORDS = r"(?P<group>[^\W\d_][\w'-]*(?:\s+[^\W\d_][\w'-]*)?)"  # a cheap stand-in for {group}
 _IMPLICIT = [(re.compile(rule.pattern.replace("{group}", _WORDS).replace("{person}", r"(?:you|he|she|they|i|we)"),
@@ -155,6 +158,8 @@ def assess_bias(text: str, model: bias_model.BiasModel | None = _DEFAULT) -> lis
     quotes = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
     findings, unexplained = [], []
     for sentence in _SENTENCE.finditer(text):
+        if _LEXICON_WORDS.isdisjoint(_LOWER_WORD.findall(sentence.group().lower())):
+            continue  # no group term can match: skip the large alternations
         groups = list(_GROUP.finditer(sentence.group()))
         found = _most_severe_per_group(_assess_sentence(text, sentence.start(), sentence.group(), quotes, groups)
                                        + _implicit(text, sentence.start(), sentence.group(), quotes)) if groups else []

@@ -47,7 +47,10 @@ class BiasModel:
         if not sentences:
             return np.zeros(0)
         texts = sentences if masked else [_mask(s) for s in sentences]
-        logits = _vectorizer().transform(texts) @ self.coef + self.intercept
+        from sklearn import config_context
+        with config_context(skip_parameter_validation=True):  # half of a 2 KB text's scoring time
+            features = _vectorizer().transform(texts)
+        logits = features @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-logits))
 
     def save(self, path: pathlib.Path) -> None:
