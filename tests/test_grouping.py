@@ -58,3 +58,22 @@ def test_new_revision_has_a_new_event_id_and_the_same_group_id():
 def test_bias_groups_by_axis_and_group_term():
     findings = analyse_text("Immigrants are criminals. Later: immigrants are lazy.")
     assert {problem_key(f) for f in findings if f.detector == "bias"} == {"bias:nationality:immigrants"}
+
+
+def test_a_group_pauses_once_and_its_claimer_may_send_again_on_redelivery():
+    from shared.contract import events
+    from understanding_svc.handlers import group_into_round
+    from understanding_svc.policy import parse_policy
+
+    def handle(event_id, state):
+        event = events.Sample(event_id=event_id, run_id="r", step=3, prompt="p", mode="greedy",
+                              text="Immigrants are criminals.")
+        change = group_into_round(event, "train.r.sample", analyse_text(event.text), parse_policy("bias:high"))
+        state, (_, _, pause) = change(state)
+        return state, pause
+
+    state, first = handle("a", None)
+    state, second = handle("b", state)
+    state, again = handle("a", state)
+    assert first is not None and first.detector == "bias" and second is None
+    assert again is not None and again.group_id == first.group_id

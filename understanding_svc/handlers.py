@@ -45,44 +45,50 @@ def round_of(event: events.Sample | events.Reflection) -> tuple[str, str]:
     return name, f"round.{event.run_id}.{name}.{event.step}"
 
 
-def group_into_round(event, subject: str, findings: list[Finding]):
-    """A change function for state.update: the round with this event's findings, and the full
-    grouped Detection of every group the event belongs to."""
+def group_into_round(event, subject: str, findings: list[Finding], policy: dict[str, int]):
+    """A change function for state.update: the round with this event's findings; returns the full
+    grouped Detection of every group the event belongs to, the round's series for coupling, and
+    the detection to pause for, if any.
+
+    One pause per group: the first event whose group meets the policy claims it in the round
+    state (atomically with its findings, so no second round trip); a later revision of that group,
+    say a sample handled after a human resumed, does not pause again. The claimer's own
+    redelivery sends again (it may have crashed before sending), which control.send ignores while
+    the run is paused."""
     name, _ = round_of(event)
     add = grouping.add_sample(event.event_id, subject, findings, event.text)
 
     def change(saved):
         state, keys = add(saved)
         grouped = [grouping.grouped_detection(state, k, event.run_id, name, event.step) for k in keys]
-        return state, (grouped, grouping.round_series(state))
+        pausing = [d for d in grouped if pauses(policy, d.detector, d.severity)]
+        pause = max(pausing, key=lambda d: events.severity_rank(d.severity)) if pausing else None
+        if pause is not None:
+            group = state["groups"][pause.details["key"]]
+            claimer = group.setdefault("paused_by", event.event_id)
+            pause = pause if claimer == event.event_id else None
+        return state, (grouped, grouping.round_series(state), pause)
     return change
 
 
 def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
     async def handle_text(event, msg) -> None:
         findings = await state.update(state_kv, f"motifs.{event.run_id}", analyse_with_motifs(event, event.text))
-        detections, series = await state.update(state_kv, round_of(event)[1],
-                                                group_into_round(event, msg.subject, findings))
-        if isinstance(event, events.Sample):  # the samples' rounds are the text side of coupling
-            await state.update(state_kv, f"series.{event.run_id}", coupling.record(event.step, series))
+        detections, series, pause = await state.update(state_kv, round_of(event)[1],
+                                                       group_into_round(event, msg.subject, findings, policy))
         for d in detections:
             await bus.publish(js, d)
-        pausing = [d for d in detections if pauses(policy, d.detector, d.severity)]
-        if pausing:  # one pause per group, for the most severe one this event belongs to
-            await pause_for(js, kv, state_kv, event, max(pausing, key=lambda d: events.severity_rank(d.severity)))
+        if pause is not None:
+            await pause_for(js, kv, event, pause)
+        if isinstance(event, events.Sample):  # the samples' rounds are the text side of coupling
+            await state.update(state_kv, f"series.{event.run_id}", coupling.record(event.step, series))
 
     return [Binding(*subjects.UNDERSTANDING_SAMPLES, handler=handle_text, accepts=(events.Sample,)),
             Binding(*subjects.UNDERSTANDING_REFLECTIONS, handler=handle_text,
                     accepts=(events.Reflection,))]
 
 
-async def pause_for(js, kv, state_kv, event, worst: events.Detection) -> None:
-    """Pause once per group: a later revision (a sample of the same round handled after a human
-    resumed) must not pause again. The mark is written after the pause is sent, so a crash in
-    between re-sends it, which control.send ignores while the run is paused."""
-    mark = f"paused.{worst.group_id}"
-    if await state.get(state_kv, mark) is not None:
-        return
+async def pause_for(js, kv, event, worst: events.Detection) -> None:
     cause = events.PauseCause(detector=worst.detector, severity=worst.severity,
                               detection_id=worst.event_id, source_event_id=worst.source_event_id,
                               summary=worst.summary[:500])
@@ -90,7 +96,6 @@ async def pause_for(js, kv, state_kv, event, worst: events.Detection) -> None:
                           reason=f"{worst.detector} {worst.severity}: {worst.summary}"[:500])
     if await control.send(js, kv, cmd):
         log.warning("paused run", extra={"run": event.run_id, "detection": worst.event_id})
-    await state.merge(state_kv, mark, {"detection_id": worst.event_id})
 
 
 def track_activations(event: events.ActivationStats):
