@@ -158,3 +158,17 @@ def test_with_a_model_rule_findings_say_rules(tiny_model):
 def test_counter_speech_lowers_a_model_finding(tiny_model):
     found = assess_bias("It is a myth that Muslim neighbours only care about money.", model=tiny_model)
     assert found and all(f.severity == "low" for f in found)
+
+
+def test_the_service_installs_a_cached_model_or_none(tiny_model, tmp_path):
+    tiny_model.save(bias_model.model_path(tmp_path))
+    try:
+        bias_model.prepare(str(tmp_path), "cached")
+        assert bias_model.installed().trained_on == "a test set"
+        assert assess_bias("Immigrants are criminals.")[0].method == "rules"  # the default is the installed one
+        bias_model.prepare(str(tmp_path), "off")
+        assert bias_model.installed() is None
+        bias_model.prepare(str(tmp_path / "empty"), "cached")  # nothing cached: rules only, no download
+        assert bias_model.installed() is None
+    finally:
+        bias_model._installed.clear()  # back to INTROSPECT_BIAS_MODEL (off in tests)
