@@ -30,10 +30,11 @@ import torch
 import torch.distributed as dist
 
 from shared.contract.events import ControlCommand, Event, MixChange, Status, StepMetrics, stable_event_id
-from shared.model.checkpoint import checkpoint_path, load_checkpoint, restore_rng_state, save_checkpoint
+from shared.model.checkpoint import checkpoint_path, checkpoint_state, load_checkpoint, restore_rng_state
 from trainer_svc import commands, reports
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
+from trainer_svc.checkpointing import CheckpointWriter
 from trainer_svc.freezing import Frozen, restore_rows
 from trainer_svc.hooks import (Controls, Emit, EventLog, LocalControls, OnCheckpoint,  # noqa: F401 - re-exported
                                ignore_checkpoint)
@@ -89,6 +90,7 @@ class Trainer:
         self.emit_event = emit if emit is not None else EventLog()  # an empty EventLog is falsy
         self.controls = controls if controls is not None else LocalControls()
         self.on_checkpoint = on_checkpoint if on_checkpoint is not None else ignore_checkpoint
+        self.checkpoints = CheckpointWriter(self.on_checkpoint)
         torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed)
         self.placement = init_distributed(args.device, args.dtype)
@@ -158,6 +160,7 @@ class Trainer:
             raise
         finally:
             bar.close()
+            self.checkpoints.wait()  # never leave a checkpoint half written behind us
 
     def set_learning_rates(self) -> None:
         multiplier = lr_multiplier(self.step, self.args.steps, self.args.warmup_steps, self.args.warmdown_frac)
@@ -244,16 +247,18 @@ class Trainer:
             self.emit(event)
 
     def checkpoint(self, reason: str) -> None:
+        """Snapshot now; write in the background, except at the end, a pause or a stop, where a
+        restart must find the checkpoint complete."""
         if not self.placement.is_main:
             return
         path = checkpoint_path(self.run_dir, self.step)
         meta = {"run_id": self.run_id, "reason": reason, "created": time.time(), "args": json_safe(self.args),
                 "loss_ema": self.progress.loss_ema, "tokens_seen": self.progress.tokens_seen,
                 "primary_sources": list(self.primary_sources)}
-        size, sha256 = save_checkpoint(path, model=self.model, optimizers=self.optimizers, step=self.step,
-                                       tokenizer_json=self.tokenizer.to_json(), data_state=self.loader.state_dict(),
-                                       meta=meta, frozen=self.frozen.as_dict())
-        self.on_checkpoint(str(path), self.step, size, sha256, reason)
+        state = checkpoint_state(model=self.model, optimizers=self.optimizers, step=self.step,
+                                 tokenizer_json=self.tokenizer.to_json(), data_state=self.loader.state_dict(),
+                                 meta=meta, frozen=self.frozen.as_dict())
+        self.checkpoints.submit(path, state, self.step, reason, wait=reason != "interval")
 
     # --- commands ----------------------------------------------------------------------------
 

@@ -48,15 +48,32 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | Path, *, model: GPT, optimizers: list[torch.optim.Optimizer],
-                    step: int, tokenizer_json: str, data_state: dict | None = None,
-                    meta: dict | None = None, frozen: dict | None = None) -> tuple[int, str]:
-    """Write the checkpoint atomically; returns (size in bytes, sha256 hex)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
+def to_host(obj):
+    """A copy of a state (nested dicts, lists, tensors) that training can no longer change.
+
+    GPU tensors go to pinned host memory with non-blocking copies, so the caller pays one
+    `torch.cuda.synchronize()` instead of a sync per tensor; CPU tensors are cloned.
+    """
+    if isinstance(obj, torch.Tensor):
+        tensor = obj.detach()
+        if not tensor.is_cuda:
+            return tensor.clone()
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        return host.copy_(tensor, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_host(v) for v in obj)
+    return obj
+
+
+def checkpoint_state(*, model: GPT, optimizers: list[torch.optim.Optimizer], step: int,
+                     tokenizer_json: str, data_state: dict | None = None, meta: dict | None = None,
+                     frozen: dict | None = None) -> dict:
+    """The whole checkpoint as a host-memory snapshot, taken at a step boundary (one device sync)."""
+    state = to_host({
         "format": FORMAT_VERSION,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": model.state_dict(),
         "model_config": model.config.to_dict(),
         "optimizers": [opt.state_dict() for opt in optimizers],
         "step": step,
@@ -65,11 +82,45 @@ def save_checkpoint(path: str | Path, *, model: GPT, optimizers: list[torch.opti
         "tokenizer": tokenizer_json,
         "meta": meta or {},
         "frozen": frozen or {"names": [], "rows": {}},
-    }
+    })
+    if torch.cuda.is_available() and any(p.is_cuda for p in model.parameters()):
+        torch.cuda.synchronize()  # the non-blocking copies have landed
+    return state
+
+
+class _HashingFile:
+    """A write-only file that hashes what goes through it, so the sha256 needs no second read."""
+
+    def __init__(self, f):
+        self.f, self.digest, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def write_checkpoint(path: str | Path, state: dict) -> tuple[int, str]:
+    """Write a snapshot atomically (temporary file, fsync, rename); returns (size, sha256 hex).
+    A crash mid-write leaves only a hidden temporary file, never a partial `step_*.pt`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(checkpoint, tmp)
+    with open(tmp, "wb") as f:
+        hashing = _HashingFile(f)
+        torch.save(state, hashing)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
-    return path.stat().st_size, file_sha256(path)
+    return hashing.size, hashing.digest.hexdigest()
+
+
+def save_checkpoint(path: str | Path, **fields) -> tuple[int, str]:
+    """Snapshot and write in one call (the synchronous path); returns (size, sha256 hex)."""
+    return write_checkpoint(path, checkpoint_state(**fields))
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
