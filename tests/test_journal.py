@@ -3,6 +3,8 @@ redeliveries add nothing, malformed messages are dead-lettered and the consumer 
 import asyncio
 import time
 
+from nats.js.errors import NotFoundError
+
 from journal_svc.handlers import journal_bindings
 from journal_svc.rows import TABLE_FOR_KIND, kind_of
 from journal_svc.writer import JournalWriter
@@ -77,7 +79,10 @@ async def test_redelivery_after_crash_before_ack_still_gives_one_row(nc, pool, s
     await bus.publish(js, step)
 
     async def redelivered_and_acked():
-        info = await js.consumer_info(stream, durable)
+        try:
+            info = await js.consumer_info(stream, durable)
+        except NotFoundError:  # the consumer task has not created its durable yet
+            return False
         return crashes and info.num_ack_pending == 0 and info.num_pending == 0 and \
             info.delivered.consumer_seq >= 2
     try:  # a failed wait must not leave the consumer writing while the pool closes

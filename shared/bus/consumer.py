@@ -195,7 +195,12 @@ class Consumer:
         except (msgspec.DecodeError, msgspec.ValidationError) as err:
             event, reason = None, f"undecodable: {err}"
         if reason:
-            await self.dead_letter_now(msg, reason)
+            try:
+                await self.dead_letter_now(msg, reason)
+            except Exception as err:  # noqa: BLE001 - the DLQ unreachable: redelivered after ack_wait
+                if not unavailable(err):
+                    raise
+                log.warning("could not dead-letter", extra={"subject": msg.subject, "error": repr(err)})
             return None
         return event
 
@@ -300,8 +305,8 @@ class Consumer:
 
     async def retry_or_dead_letter(self, msg: Msg, err: Exception) -> None:
         deliveries = msg.metadata.num_delivered
-        log.warning("handler failed", extra={"subject": msg.subject, "delivery": deliveries,
-                                             "error": repr(err)[:300]})
+        log.warning("handler failed", exc_info=err if deliveries == 1 else None,  # one traceback
+                    extra={"subject": msg.subject, "delivery": deliveries, "error": repr(err)[:300]})
         if deliveries >= self.settings.max_deliver:
             await self.dead_letter_now(msg, f"handler failed {deliveries} times: {err!r}")
         else:
