@@ -1,9 +1,9 @@
-"""Per-layer activation statistics, computed on the device and moved to the host in one transfer.
+"""Per-layer activation statistics, gathered from a forward pass the model runs anyway.
 
-Forward hooks are attached only for the forward pass that measures (attach, run, detach), so
-ordinary steps pay nothing. Each hook reduces its output to a handful of scalars on the device;
-all of them are stacked into one tensor and copied to the host once, because a per-layer `.item()`
-would stall the GPU once per number.
+The trainer's measuring step asks its own forward for them (`GPT.forward(..., with_stats=True)`),
+so no extra pass runs: each block reduces its outputs to a handful of scalars on the device, all of
+them are concatenated into one tensor, and that tensor goes to the host once, because a per-layer
+`.item()` would stall the GPU once per number.
 """
 from __future__ import annotations
 
@@ -12,67 +12,29 @@ from contextlib import nullcontext
 import torch
 
 from shared.contract.events import LayerStats
-from shared.model.gpt import GPT
+from shared.model.gpt import GPT, STATS_PER_LAYER
+
+OUTPUTS = ("attn_out", "mlp_out", "resid")  # the order of a block's summaries in the stats tensor
 
 
-def summarize(h: torch.Tensor) -> torch.Tensor:
-    """[rms, mean, std, max |x|, channel of max |x|] of an output [..., C], as one float tensor."""
-    h = h.detach().float()
-    per_channel_max = h.abs().flatten(0, -2).amax(dim=0)
-    max_abs, channel = per_channel_max.max(dim=0)
-    return torch.stack([h.square().mean().sqrt(), h.mean(), h.std(), max_abs, channel.float()])
-
-
-def dead_fraction(hidden: torch.Tensor) -> torch.Tensor:
-    """Share of MLP hidden units that are never > 0 anywhere in the batch."""
-    ever_active = (hidden.detach().flatten(0, -2) > 0).any(dim=0)
-    return 1.0 - ever_active.float().mean()
-
-
-def watched_modules(model: GPT) -> list[tuple[int, str, torch.nn.Module]]:
-    """(layer, stat name, module) for every output we summarise, in a fixed order."""
-    watched = []
-    for i, block in enumerate(model.transformer.h):
-        watched += [(i, f"block.{i}.attn_out", block.attn), (i, f"block.{i}.mlp_out", block.mlp),
-                    (i, f"block.{i}.resid", block)]
-    return watched
+def layer_stats(stats: torch.Tensor) -> list[LayerStats]:
+    """LayerStats for every block output, from the forward's stats tensor (one host transfer)."""
+    values = stats.tolist()  # the one device-to-host transfer
+    layers = []
+    for layer in range(len(values) // STATS_PER_LAYER):
+        block = values[layer * STATS_PER_LAYER:(layer + 1) * STATS_PER_LAYER]
+        dead = block[-1]
+        for k, output in enumerate(OUTPUTS):
+            rms, mean, std, max_abs, channel = block[5 * k:5 * k + 5]
+            layers.append(LayerStats(layer=layer, name=f"block.{layer}.{output}", rms=rms, mean=mean,
+                                     std=std, max_abs=max_abs, max_channel=int(channel),
+                                     dead_frac=dead if output == "mlp_out" else None))
+    return layers
 
 
 @torch.no_grad()
 def activation_stats(model: GPT, idx: torch.Tensor, autocast=None) -> list[LayerStats]:
-    """Run one forward pass on idx with hooks attached and return stats for every block output."""
-    watched = watched_modules(model)
-    summaries: dict[str, torch.Tensor] = {}
-    dead: dict[int, torch.Tensor] = {}
-
-    def summary_hook(name):
-        return lambda module, args, output: summaries.__setitem__(name, summarize(output))
-
-    def dead_hook(layer):
-        return lambda module, args, output: dead.__setitem__(layer, dead_fraction(output))
-
-    handles = [module.register_forward_hook(summary_hook(name)) for _, name, module in watched]
-    handles += [block.mlp.act.register_forward_hook(dead_hook(i)) for i, block in enumerate(model.transformer.h)]
-    try:
-        with autocast or nullcontext():
-            model(idx)
-    finally:
-        for handle in handles:
-            handle.remove()
-    n_layers = len(model.transformer.h)
-    stacked = torch.cat([torch.stack([summaries[name] for _, name, _ in watched]).flatten(),
-                         torch.stack([dead[i] for i in range(n_layers)])])
-    values = stacked.tolist()  # the one device-to-host transfer
-    return build_layer_stats(watched, values, n_layers)
-
-
-def build_layer_stats(watched: list[tuple[int, str, torch.nn.Module]], values: list[float],
-                      n_layers: int) -> list[LayerStats]:
-    dead = values[-n_layers:]
-    stats = []
-    for k, (layer, name, _) in enumerate(watched):
-        rms, mean, std, max_abs, channel = values[5 * k:5 * k + 5]
-        stats.append(LayerStats(layer=layer, name=name, rms=rms, mean=mean, std=std, max_abs=max_abs,
-                                max_channel=int(channel),
-                                dead_frac=dead[layer] if name.endswith("mlp_out") else None))
-    return stats
+    """Statistics of one forward pass on idx, for a model outside the training loop (a notebook)."""
+    with autocast or nullcontext():
+        _, stats = model(idx, with_stats=True)
+    return layer_stats(stats)

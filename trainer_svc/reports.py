@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.contract.events import ActivationStats, EvalResult, Sample, stable_event_id
 from shared.model.generate import GREEDY, Sampling, generate_texts
-from trainer_svc.activations import activation_stats
+from trainer_svc.activations import layer_stats
 from trainer_svc.build import Placement
 from trainer_svc.evaluate import evaluate_bpb, evaluate_core
 
@@ -12,10 +12,10 @@ SAMPLE_PROMPTS = ["To be, or not to be", "The king said", "Once upon a time", "I
 SAMPLED_SETTINGS = dict(temperature=0.8, top_k=40)
 
 
-def activations_report(model, x, placement: Placement, run_id: str, step: int) -> list[ActivationStats]:
-    layers = activation_stats(model, x, placement.autocast())
+def activations_report(stats, run_id: str, step: int) -> list[ActivationStats]:
+    """The statistics the step's own forward gathered (a device tensor), as one event."""
     return [ActivationStats(event_id=stable_event_id(run_id, "activations", step), run_id=run_id,
-                            step=step, layers=layers)]
+                            step=step, layers=layer_stats(stats))]
 
 
 def bpb_report(model, loader, sources: list[str], primary_sources: list[str], tokens: int, batch_size: int,

@@ -118,7 +118,7 @@ class Trainer:
         self.flops_per_token = self.model.flops_per_token()
         dtype = torch.bfloat16 if self.placement.use_bf16 else torch.float32
         self.peak_flops = device_peak_flops(self.device, dtype)
-        self.last_x: torch.Tensor | None = None  # the last step's input, for activation statistics
+        self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
 
@@ -141,7 +141,7 @@ class Trainer:
                 self.join_scheduled_sources()
                 self.set_learning_rates()
                 started = time.perf_counter()
-                loss, grad_norm = self.train_step()
+                loss, grad_norm = self.train_step(measure=due(a.activations_every, self.step + 1))
                 step_time = time.perf_counter() - started
                 tokens = a.batch_size * self.loader.seq_len * a.grad_accum * world_size
                 self.report_step(loss, grad_norm, step_time, tokens)
@@ -168,8 +168,10 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * multiplier
 
-    def train_step(self) -> tuple[float, float]:
-        """One optimizer step over --grad-accum micro-batches; (mean loss, gradient norm)."""
+    def train_step(self, measure: bool = False) -> tuple[float, float]:
+        """One optimizer step over --grad-accum micro-batches; (mean loss, gradient norm). With
+        `measure`, the last micro-batch's forward also gathers activation statistics (left on
+        the device in self.activations for the report after the step)."""
         a = self.args
         distributed = self.placement.world_size > 1
         loss_sum = torch.zeros((), device=self.device)
@@ -178,10 +180,12 @@ class Trainer:
             last = micro == a.grad_accum - 1
             with self.train_model.no_sync() if distributed and not last else nullcontext():
                 with self.placement.autocast():
-                    loss = self.train_model(x, y)
+                    if measure and last:
+                        loss, self.activations = self.train_model(x, y, with_stats=True)
+                    else:
+                        loss = self.train_model(x, y)
                 (loss / a.grad_accum).backward()
             loss_sum += loss.detach()
-        self.last_x = x
         self.frozen.zero_grads(self.model)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.grad_clip or math.inf)
         kept_rows = self.frozen.kept_rows(self.model)
@@ -231,8 +235,9 @@ class Trainer:
             return
         a, placement, run_id, step = self.args, self.placement, self.run_id, self.step
         found: list[Event] = []
-        if activations:
-            found += reports.activations_report(self.model, self.last_x, placement, run_id, step)
+        if activations and self.activations is not None:
+            found += reports.activations_report(self.activations, run_id, step)
+            self.activations = None
         if evaluation:
             sources = sorted(set(self.primary_sources) | set(self.loader.weights))
             found += reports.bpb_report(self.model, self.loader, sources, self.primary_sources, a.eval_tokens,

@@ -80,6 +80,24 @@ class CausalSelfAttention(nn.Module):
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
+def activation_summary(h: torch.Tensor) -> torch.Tensor:
+    """[rms, mean, std, max |x|, channel of max |x|] of an output [..., C], as one float tensor
+    that stays on the device (the trainer moves every layer's summary to the host at once)."""
+    h = h.detach().float()
+    per_channel_max = h.abs().flatten(0, -2).amax(dim=0)
+    max_abs, channel = per_channel_max.max(dim=0)
+    return torch.stack([h.square().mean().sqrt(), h.mean(), h.std(), max_abs, channel.float()])
+
+
+def dead_fraction(hidden: torch.Tensor) -> torch.Tensor:
+    """Share of MLP hidden units that are never > 0 anywhere in the batch, as a 1-element tensor."""
+    ever_active = (hidden.detach().flatten(0, -2) > 0).any(dim=0)
+    return (1.0 - ever_active.float().mean())[None]
+
+
+STATS_PER_LAYER = 16  # summaries of attn_out, mlp_out, resid (5 each), then the MLP's dead fraction
+
+
 class ReLUSquared(nn.Module):
     """A module (not a function) so a hook can read the MLP's hidden units for the dead fraction."""
 
@@ -94,8 +112,11 @@ class MLP(nn.Module):
         self.act = ReLUSquared()
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(self.act(self.c_fc(x)))
+    def forward(self, x: torch.Tensor, with_hidden: bool = False):
+        """The output; with `with_hidden`, (output, hidden units) for the dead fraction."""
+        hidden = self.act(self.c_fc(x))
+        out = self.c_proj(hidden)
+        return (out, hidden) if with_hidden else out
 
 
 class Block(nn.Module):
@@ -105,9 +126,17 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                kv_cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.attn(norm(x), cos, sin, kv_cache)
-        return x + self.mlp(norm(x))
+                kv_cache: KVCache | None = None, stats: list | None = None) -> torch.Tensor:
+        """The block's output; given a `stats` list, also appends its STATS_PER_LAYER values."""
+        attn = self.attn(norm(x), cos, sin, kv_cache)
+        x = x + attn
+        if stats is None:
+            return x + self.mlp(norm(x))
+        mlp, hidden = self.mlp(norm(x), with_hidden=True)
+        x = x + mlp
+        stats += [activation_summary(attn), activation_summary(mlp), activation_summary(x),
+                  dead_fraction(hidden)]
+        return x
 
 
 class GPT(nn.Module):
@@ -142,10 +171,13 @@ class GPT(nn.Module):
             nn.init.zeros_(block.mlp.c_proj.weight)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                loss_reduction: str = "mean", kv_cache: KVCache | None = None) -> torch.Tensor:
+                loss_reduction: str = "mean", kv_cache: KVCache | None = None,
+                with_stats: bool = False):
         """Logits [B, T, V] without targets; else the loss ('none' gives per-token loss [B, T]).
         Targets equal to -1 are ignored. With a `kv_cache` (generation): logits [B, 1, V] of each
-        row's last token, the cache moved on by this forward's tokens."""
+        row's last token, the cache moved on by this forward's tokens. With `with_stats` (the
+        trainer's measuring step): (that result, per-layer activation statistics as one device
+        tensor of n_layer * STATS_PER_LAYER values), from this same forward pass."""
         T = idx.size(1)
         assert T <= self.config.sequence_len, f"sequence of {T} longer than {self.config.sequence_len}"
         if kv_cache is None:
@@ -153,17 +185,20 @@ class GPT(nn.Module):
         else:
             cos, sin = kv_cache.rotary(self.cos, self.sin, T)
         x = norm(self.transformer.wte(idx))
+        stats = [] if with_stats else None
         for block in self.transformer.h:
-            x = block(x, cos, sin, kv_cache)
+            x = block(x, cos, sin, kv_cache, stats)
         if kv_cache is not None:
             x = kv_cache.advance(x)
         logits = self.lm_head(norm(x)).float()
         logits = LOGIT_SOFTCAP * torch.tanh(logits / LOGIT_SOFTCAP)
         if targets is None:
-            return logits
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
-                               ignore_index=-1, reduction=loss_reduction)
-        return loss.view(targets.shape) if loss_reduction == "none" else loss
+            out = logits
+        else:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=-1, reduction=loss_reduction)
+            out = loss.view(targets.shape) if loss_reduction == "none" else loss
+        return (out, torch.cat(stats)) if with_stats else out
 
     def matmul_params(self) -> int:
         """Parameters that take part in a matmul per token (everything except the embedding lookup)."""
