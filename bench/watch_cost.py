@@ -1,0 +1,118 @@
+"""What watching costs a run: wall tokens/s of the real trainer with each kind of report switched on
+alone, and with all of them, against the same run with every report off.
+
+Every run trains the same GPT with the same seed through `Trainer` (the shipped loop); "bus on" runs
+are wired exactly as `python -m trainer_svc` wires them (trainer_svc/wiring.py) to this bench's own
+nats-server, so events and checkpoint uploads really travel. tokens/s is wall time between the
+StepMetrics of step --warmup and of the last step, so each report's time inside that stretch counts.
+The stress intervals are the issue's: samples and eval every 50, activations every 10, checkpoint
+every 100. CPU defaults fit in about a minute on 2 cores; `--device cuda` uses the GPU shape
+(depth 12, 16 x 2048 tokens, compiled, bf16).
+
+    python bench/watch_cost.py [--device cpu|cuda] [--steps N] [--activations-every 10] ...
+Last line: `watch cost: ... ratio X` (all reports with the bus on, over reports off; target >= 0.95
+on the CPU, >= 0.90 on a GPU).
+"""
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also as `python -m bench.watch_cost`
+
+from _servers import bench_servers  # noqa: E402
+from trainer_overhead import StepClock, write_corpus  # noqa: E402
+
+from shared.contract.settings import load_settings  # noqa: E402
+from trainer_svc.options import parse_args  # noqa: E402
+from trainer_svc.training import Trainer  # noqa: E402
+from trainer_svc.wiring import wire  # noqa: E402
+
+KINDS = ("activations", "eval", "samples", "checkpoint")
+
+
+def options(args, corpus: Path, out_dir: Path, run_id: str, reports: set[str]):
+    every = lambda kind, value: str(value if kind in reports else 0)  # noqa: E731
+    flags = ["--run-id", run_id, "--data", f"main={corpus}", "--out-dir", str(out_dir), "--no-progress",
+             "--device", args.device, "--depth", str(args.depth), "--seq-len", str(args.seq_len),
+             "--batch-size", str(args.batch_size), "--vocab-size", str(args.vocab_size),
+             "--steps", str(args.steps), "--threads", str(args.threads), "--warmup-steps", "5",
+             "--eval-tokens", str(args.eval_tokens),
+             "--activations-every", every("activations", args.activations_every),
+             "--eval-every", every("eval", args.eval_every),
+             "--sample-every", every("samples", args.sample_every),
+             "--checkpoint-every", every("checkpoint", args.checkpoint_every)]
+    return parse_args(flags + (["--compile"] if args.compile else []))
+
+
+def run(args, corpus: Path, work: Path, run_id: str, reports: set[str], nats_url: str | None) -> float:
+    """tokens/s of one run; with nats_url, every event and checkpoint goes over the bus."""
+    trainer_options = options(args, corpus, work, run_id, reports)
+    if nats_url is None:
+        clock = StepClock(lambda event: None)
+        Trainer(trainer_options, clock).run()
+    else:
+        wiring = wire(trainer_options, load_settings({}, nats_url=nats_url))
+        assert wiring.start(timeout=10), "publisher did not connect"
+        clock = StepClock(wiring.emit)
+        try:
+            Trainer(trainer_options, clock, wiring.controls, wiring.on_checkpoint).run()
+        finally:
+            wiring.close()
+    steps, seconds = clock.timed(args.warmup)
+    return steps * args.batch_size * args.seq_len / seconds
+
+
+def main(args) -> None:
+    logging.getLogger().addHandler(logging.NullHandler())
+    plan = [("reports off, bus off", set(), False), ("reports off, bus on", set(), True)]
+    plan += [(f"{kind} only, bus off", {kind}, False) for kind in KINDS]
+    plan += [("all reports, bus off", set(KINDS), False), ("all reports, bus on", set(KINDS), True)]
+    rates = {}
+    with bench_servers(migrate=False) as (nats_url, _), tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        corpus = write_corpus(work / "corpus.txt")
+        run(argparse.Namespace(**{**vars(args), "steps": args.warmup + 5}), corpus, work, "warm", set(),
+            nats_url)  # first-run costs (allocator, compile) stay out of the figures
+        for i, (name, reports, bus) in enumerate(plan):
+            rates[name] = run(args, corpus, work, f"r{i}", reports, nats_url if bus else None)
+    base = rates["reports off, bus off"]
+    for name, rate in rates.items():
+        print(f"{name:24}: {rate:12,.0f} tokens/s  ratio {rate / base:.3f}")
+    print(f"config: {args.device}, depth {args.depth}, {args.batch_size} x {args.seq_len} tokens, "
+          f"{args.steps} steps ({args.warmup} untimed); every {args.activations_every} (activations), "
+          f"{args.eval_every} (eval, {args.eval_tokens} tokens), {args.sample_every} (samples), "
+          f"{args.checkpoint_every} (checkpoint)")
+    bus_ratio = rates["reports off, bus on"] / base
+    total = rates["all reports, bus on"] / base
+    print(f"watch cost: bus on / off {bus_ratio:.3f}; all reports with the bus on "
+          f"{rates['all reports, bus on']:,.0f} vs reports off {base:,.0f} tokens/s = ratio {total:.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train")
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (cpu 101, cuda 150)")
+    parser.add_argument("--warmup", type=int, default=None, help="first steps not timed (cpu 9, cuda 30)")
+    parser.add_argument("--depth", type=int, default=None, help="layers (cpu 2, cuda 12)")
+    parser.add_argument("--seq-len", type=int, default=None, help="tokens per row (cpu 128, cuda 2048)")
+    parser.add_argument("--batch-size", type=int, default=None, help="rows per step (cpu 8, cuda 16)")
+    parser.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary (cpu 512, cuda 32768)")
+    parser.add_argument("--eval-tokens", type=int, default=None, help="val tokens (cpu 8192, cuda 65536)")
+    parser.add_argument("--activations-every", type=int, default=10, help="steps between activation stats")
+    parser.add_argument("--eval-every", type=int, default=50, help="steps between evaluations")
+    parser.add_argument("--sample-every", type=int, default=50, help="steps between sample rounds")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--compile", action="store_true", help="torch.compile (default on with cuda)")
+    ns = parser.parse_args()
+    gpu = ns.device == "cuda"
+    defaults = dict(steps=150 if gpu else 101, warmup=30 if gpu else 9, depth=12 if gpu else 2,
+                    seq_len=2048 if gpu else 128, batch_size=16 if gpu else 8,
+                    vocab_size=32768 if gpu else 512, eval_tokens=65536 if gpu else 8192)
+    for key, value in defaults.items():
+        if getattr(ns, key) is None:
+            setattr(ns, key, value)
+    ns.compile = ns.compile or gpu
+    main(ns)
