@@ -106,3 +106,26 @@ async def wait_row(pool, sql: str, *args, timeout: float = 15.0):
             return row
         await asyncio.sleep(0.1)
     raise AssertionError(f"no row within {timeout} s for {sql}")
+
+
+def trainer_on(wiring, args):
+    from trainer_svc.training import Trainer
+    return Trainer(args, wiring.emit, wiring.controls, wiring.on_checkpoint)
+
+
+class Running:
+    """A trainer in a worker thread that is always stopped, even when the test fails."""
+
+    def __init__(self, trainer, wiring):
+        self.trainer, self.publisher, self.controls = trainer, wiring.publisher, wiring.controls
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(asyncio.to_thread(self.trainer.run))
+        return self
+
+    async def __aexit__(self, *exc):
+        if not self.task.done():
+            self.controls.send(ev.ControlCommand(event_id="teardown", run_id="x", step=-1,
+                                                 args=ev.Stop()))
+        await asyncio.wait([self.task], timeout=30)
+        await asyncio.to_thread(self.publisher.close)

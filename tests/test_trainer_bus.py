@@ -13,30 +13,8 @@ from introspect import servers
 from shared.contract.settings import load_settings
 from trainer_svc.controls import MONITOR_WHO
 from trainer_svc.publisher import BusPublisher
-from trainer_svc.training import Trainer
 from trainer_svc.wiring import wire
-
-
-def trainer_on(wiring, args) -> Trainer:
-    return Trainer(args, wiring.emit, wiring.controls, wiring.on_checkpoint)
-
-
-class Running:
-    """A trainer in a worker thread that is always stopped, even when the test fails."""
-
-    def __init__(self, trainer, wiring):
-        self.trainer, self.publisher, self.controls = trainer, wiring.publisher, wiring.controls
-
-    async def __aenter__(self):
-        self.task = asyncio.create_task(asyncio.to_thread(self.trainer.run))
-        return self
-
-    async def __aexit__(self, *exc):
-        if not self.task.done():
-            self.controls.send(events.ControlCommand(event_id="teardown", run_id="x", step=-1,
-                                                     args=events.Stop()))
-        await asyncio.wait([self.task], timeout=30)
-        await asyncio.to_thread(self.publisher.close)
+from support import Running, trainer_on
 
 
 async def next_status(sub, timeout=30) -> events.Status:

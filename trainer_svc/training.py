@@ -214,9 +214,13 @@ class Trainer:
     def event_id(self, kind: str, *parts) -> str:
         return stable_event_id(self.run_id, kind, self.step, *parts)
 
-    def status(self, state: str, reason: str = "", **detail) -> None:
+    def status(self, state: str, reason: str = "", answers: ControlCommand | None = None,
+               outcome: str = "applied", **detail) -> None:
+        """Emit a Status; one that `answers` a command names it and its outcome."""
+        command_id = answers.event_id if answers else ""
         self.emit(Status(event_id=self.event_id("status", state, reason, time.time()), run_id=self.run_id,
-                         step=self.step, state=state, reason=reason, detail=detail))
+                         step=self.step, state=state, reason=reason, detail=detail, command_id=command_id,
+                         outcome=outcome if answers else ""))
 
     def report_step(self, loss: float, grad_norm: float, step_time: float, tokens: int) -> None:
         step = self.step
@@ -289,15 +293,15 @@ class Trainer:
     def pause(self, command: ControlCommand, pending: deque) -> ControlCommand:
         """Checkpoint, then wait; returns the resume or stop that ended the pause."""
         self.checkpoint("pause")
-        self.status("paused", command.reason, who=command.who, command_id=command.event_id)
+        self.status("paused", command.reason, answers=command, who=command.who)
         ending = commands.wait_for_resume_or_stop(self.controls, pending, self.placement)
         if ending.action == "resume":
-            self.status("running", ending.reason or "resumed", who=ending.who)
+            self.status("running", ending.reason or "resumed", answers=ending, who=ending.who)
         return ending
 
     def stop(self, command: ControlCommand) -> None:
         self.checkpoint("stop")
-        self.status("stopped", command.reason, who=command.who, command_id=command.event_id)
+        self.status("stopped", command.reason, answers=command, who=command.who)
 
     def freeze(self, command: ControlCommand) -> None:
         names, rows = command.args.names, command.args.rows
@@ -305,7 +309,7 @@ class Trainer:
             self.frozen = self.frozen.with_added(self.model, names, rows)
         except (KeyError, ValueError, TypeError, IndexError) as error:  # never the end of the run
             return self.reject(command, error)
-        self.status("running", f"froze names={names} rows={rows}"[:500], command_id=command.event_id)
+        self.status("running", f"froze names={names} rows={rows}"[:500], answers=command)
 
     def mix(self, command: ControlCommand) -> None:
         try:
@@ -314,11 +318,12 @@ class Trainer:
             return self.reject(command, error)
         self.emit(MixChange(event_id=self.event_id("mix", command.event_id), run_id=self.run_id, step=self.step,
                             weights=self.loader.mix(), reason=command.reason or "command"))
+        self.status("running", f"mix is now {self.loader.mix()}"[:500], answers=command)
 
     def reject(self, command: ControlCommand, error: Exception) -> None:
         """A bad command is reported and ignored; it never ends the run."""
         log.warning("%s command rejected: %s", command.action, error)
-        self.status("running", f"{command.action} rejected: {error}"[:500], command_id=command.event_id)
+        self.status("running", f"{command.action} rejected: {error}"[:500], answers=command, outcome="rejected")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,9 @@ from typing import Annotated, Literal, Union, get_args
 
 import msgspec
 
-SCHEMA_VERSION = 3  # 2: Detection.excerpt, Detection.excerpt_start; 3: grouped Detection
-                    # (group_id, revision, samples, levels, occurrences), Coupling
+SCHEMA_VERSION = 4  # 2: Detection.excerpt, Detection.excerpt_start; 3: grouped Detection
+                    # (group_id, revision, samples, levels, occurrences), Coupling;
+                    # 4: Status.command_id, Status.outcome (the trainer's answer to a command)
 
 Severity = Literal["low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # in rising order
@@ -113,10 +114,17 @@ class Checkpoint(Event, kw_only=True, tag="checkpoint"):
     reason: str = "interval"  # interval | pause | stop | final
 
 
+CommandOutcome = Literal["", "applied", "rejected"]
+
+
 class Status(Event, kw_only=True, tag="status"):
+    """The trainer's state. A status that answers a control command names it (`command_id`, the
+    command's event id) and says whether it was applied or rejected (`reason` says why)."""
     state: Literal["starting", "running", "paused", "stopped", "finished", "failed"]
     reason: str = ""
     detail: dict[str, float | int | str] = {}
+    command_id: str = ""
+    outcome: CommandOutcome = ""
 
 
 class MixChange(Event, kw_only=True, tag="mix"):
