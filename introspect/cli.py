@@ -8,6 +8,7 @@
     introspect journal --run R [--type counter_example] "text"
     introspect ask --run R "How was that last training run?"
     introspect prompt use v1.4 --run R  |  introspect prompt every 500 --run R  |  introspect prompt list
+    introspect tail [--run R] [--kind step,detection,status]   the live streams, readable
     introspect dlq list|replay [--service S] [--subject-filter 'train.*.step'] [--contains T]
     introspect down                     stop what `up` started
 """
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     every.add_argument("steps", type=int, help="steps between reflections (checkpoint steps)")
     every.add_argument("--run", required=True, help="run id")
     prompt_sub.add_parser("list", help="list prompt versions")
+
+    tail = sub.add_parser("tail", help="the live event streams, one readable line per event")
+    tail.add_argument("--run", default="*", help="run id (default: every run)")
+    tail.add_argument("--kind", help="kinds to show, comma separated, e.g. step,detection,status "
+                                     "(default: every kind)")
+    tail.add_argument("--count", type=int, default=0, help="stop after this many events (0: never)")
 
     dlq = sub.add_parser("dlq", help="dead-lettered messages: list them, or send them back")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
@@ -288,6 +295,16 @@ def health_line(health: dict | None) -> str:
     return "UNHEALTHY: " + "; ".join(f"{durable}: {why}" for durable, why in health["unavailable"].items())
 
 
+async def tail_command(settings, args) -> None:
+    from introspect.tail import parse_kinds, tail
+    kinds = parse_kinds(args.kind)
+    nc = await bus.connect(settings, "introspect-tail", timeout=CONNECT_TIMEOUT_S)
+    try:
+        await tail(nc, args.run, kinds, args.count)
+    finally:
+        await nc.close()
+
+
 async def dlq_command(settings, args) -> None:
     from introspect import dlq
     nc, js = await connect(settings)
@@ -335,9 +352,12 @@ def main(argv: list[str] | None = None) -> None:
         "ask": lambda: ask(settings, args),
         "prompt": lambda: prompt_command(settings, args),
         "dlq": lambda: dlq_command(settings, args),
+        "tail": lambda: tail_command(settings, args),
     }
     try:
         asyncio.run(commands[args.command]())
+    except KeyboardInterrupt:  # Ctrl-C ends `tail`
+        pass
     except (bus.Unreachable, ValueError) as err:  # unreachable server, bad run id or argument
         raise SystemExit(f"{args.command}: {err}") from None
     except nats.errors.Error as err:

@@ -51,3 +51,36 @@ async def test_a_command_nobody_answers_times_out_and_says_so(settings, nc):
     done = await cli(settings, "pause", "--run", "nobody", "--wait", "1")
     assert done.returncode == 2 and "no answer" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_tail_prints_the_kinds_asked_for_of_one_run(settings, nc):
+    from shared import bus
+    from shared.contract import events
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "introspect", "tail", "--run", "r1", "--kind", "step,status", "--count", "2",
+        cwd=ROOT, env=cli_env(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert b"watching" in await asyncio.wait_for(proc.stdout.readline(), 30)
+        js = nc.jetstream()
+        base = dict(run_id="r1", step=7)
+        await bus.publish(js, events.Status(event_id="s0", state="running", reason="other run",
+                                            run_id="r2", step=1))
+        await bus.publish(js, events.MixChange(event_id="m1", weights={"a": 1.0}, **base))  # not asked for
+        await bus.publish(js, events.StepMetrics(event_id="e1", loss=2.5, loss_smooth=2.6, lr=0.01, grad_norm=1.0,
+                                                 tokens_per_s=1000.0, step_time_s=0.1, mfu=None, tokens_seen=10,
+                                                 **base))
+        await bus.publish(js, events.Status(event_id="s1", state="paused", reason="look at samples", **base))
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err
+    lines = out.decode().splitlines()
+    assert len(lines) == 2 and "loss 2.5" in lines[0] and "paused" in lines[1] and "look at samples" in lines[1]
+    assert all("r1" in line for line in lines)
+
+
+async def test_tail_refuses_an_unknown_kind(settings):
+    done = await cli(settings, "tail", "--kind", "step,nonsense")
+    assert done.returncode != 0 and "nonsense" in done.stderr and "Traceback" not in done.stderr

@@ -54,21 +54,32 @@ def dlq(service: str) -> str:
     return f"dlq.{service}"
 
 
+# event kind -> the subject tree it is published in
+ROOT_FOR_KIND: dict[str, str] = {
+    **dict.fromkeys(("step", "activations", "sample", "eval", "checkpoint", "status", "mix"), "train"),
+    **dict.fromkeys(("detection", "coupling", "health", "shimmer", "concept"), "understanding"),
+    **dict.fromkeys(("reflection", "reply"), "selfplay"),
+    "entry": "journal", "command": "control",
+}
+
+
 def subject_for(event) -> str:
     """The subject an event is published on, from its kind."""
     kind = type(event).__struct_config__.tag
-    run = event.run_id
-    if kind in ("step", "activations", "sample", "eval", "checkpoint", "status", "mix"):
-        return train(run, kind)
-    if kind in ("detection", "coupling", "health", "shimmer", "concept"):
-        return understanding(run, kind)
-    if kind in ("reflection", "reply"):
-        return selfplay(run, kind)
-    if kind == "entry":
-        return journal(run)
+    root = ROOT_FOR_KIND.get(kind)
+    if root is None:
+        raise ValueError(f"no subject for event kind {kind!r}")
     if kind == "command":
-        return control(run, event.action)
-    raise ValueError(f"no subject for event kind {kind!r}")
+        return control(event.run_id, event.action)
+    return f"{root}.{event.run_id}.{kind}"
+
+
+def filter_for_kind(kind: str, run_id: str = "*") -> str:
+    """The subject filter that sees every event of `kind` for one run (or every run: "*")."""
+    root = ROOT_FOR_KIND.get(kind)
+    if root is None:
+        raise ValueError(f"unknown event kind {kind!r}; one of {', '.join(ROOT_FOR_KIND)}")
+    return f"{root}.{run_id}.>" if kind == "command" else f"{root}.{run_id}.{kind}"
 
 
 def stream_for(subject: str) -> str:
