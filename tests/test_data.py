@@ -111,13 +111,16 @@ def test_pending_source_survives_state_roundtrip(tmp_path):
     assert resumed.activate_due(10) == ["late"]
 
 
-def test_text_source_needs_enough_tokens(tmp_path):
-    loader = MixedTokenLoader(2, 512, tokenizer=tokenizer())
-    loader.add_source("short", ["just a few words\n"])
+def test_a_short_source_is_packed_and_repeated_to_fill_rows(tmp_path):
+    loader = MixedTokenLoader(2, 64, tokenizer=tokenizer())
+    loader.add_source("short", ["just a few words\n", "and a few more\n"])
+    loader.prepare("short")
+    tokens = loader.sources["short"].train_tokens.tolist()
+    assert len(tokens) >= 65 and tokens.count(loader.tokenizer.bos_id) >= 4  # each copy BOS-separated
     try:
-        loader.prepare("short")
+        loader.add_source("empty", [""])
     except ValueError as error:
-        assert "short" in str(error)
+        assert "empty" in str(error)
     else:
         raise AssertionError("expected ValueError")
     assert TextSource("t", texts=["x\n"]).spec() == {"path": None, "texts": ["x\n"]}

@@ -177,6 +177,26 @@ def test_mix_command_adds_source(tmp_path, trainer_args):
     assert mixes[3] == {"main": 1.0} and mixes[4] == {"main": 0.25, "philosophy": 0.75}
 
 
+def test_two_short_counter_examples_join_the_mix_and_reach_the_batches(trainer_args):
+    texts = ["Nobody is a criminal because of where they were born.",
+             "Crime does not follow nationality."]
+    controls = LocalControls()
+    emit, log = scripted(controls, {3: [command("mix", weights={"mitigation": 1.0}, texts={"mitigation": texts})]})
+    trainer = Trainer(trainer_args(), emit, controls)
+    batches = []
+    next_batch = trainer.loader.next_batch
+    trainer.loader.next_batch = lambda device: batches.append(next_batch(device)) or batches[-1]
+    assert trainer.run() == "finished"
+    [change] = of(log, MixChange)  # accepted (it used to be rejected: fewer tokens than a row)
+    assert change.weights == {"main": 0.5, "mitigation": 0.5} and "joined: mitigation (2 texts" in change.reason
+    wanted = [trainer.tokenizer.bos_id, *trainer.tokenizer.encode(texts[1])[:8]]  # a document's start
+
+    def seen(some_batches) -> bool:
+        rows = [row for x, _ in some_batches for row in x.tolist()]
+        return any(row[i:i + len(wanted)] == wanted for row in rows for i in range(len(row)))
+    assert seen(batches[4:]) and not seen(batches[:4])
+
+
 def test_scheduled_mix_joins_at_step(tmp_path, trainer_args):
     philosophy = write_corpus(tmp_path / "philosophy.txt", seed=3, words="know thyself virtue reason soul".split())
     log = EventLog()

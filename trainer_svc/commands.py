@@ -53,10 +53,10 @@ def confined(path: str, roots: list[Path]) -> str:
     return str(resolved)
 
 
-def apply_mix(loader: MixedTokenLoader, mix: Mix, roots: list[Path]) -> None:
+def apply_mix(loader: MixedTokenLoader, mix: Mix, roots: list[Path]) -> list[str]:
     """New sources join (paths inside `roots`, or inline texts as an in-memory source), then the
-    weights change. On a bad path or weight the sources added here are removed and the error is
-    raised."""
+    weights change; returns the names that joined. On a bad path or weight the sources added here
+    are removed and the error is raised."""
     added = []
     for path in mix.paths.values():
         confined(path, roots)
@@ -71,3 +71,4 @@ def apply_mix(loader: MixedTokenLoader, mix: Mix, roots: list[Path]) -> None:
         for name in added:
             loader.remove_source(name)
         raise
+    return added

@@ -132,7 +132,8 @@ class MixedTokenLoader:
         if isinstance(path_or_texts, (str, Path)):
             source = TextSource(name, path=str(path_or_texts), val_fraction=self.val_fraction)
         else:
-            source = TextSource(name, texts=list(path_or_texts), val_fraction=self.val_fraction)
+            # inline texts are a person's few sentences (counter-examples): all of them train
+            source = TextSource(name, texts=list(path_or_texts), val_fraction=0.0)
         self.sources[name] = source
         self.cursors.setdefault(name, 0)
         self.epochs.setdefault(name, 0)
@@ -144,6 +145,12 @@ class MixedTokenLoader:
     def prepare(self, name: str) -> None:
         """Tokenize a source now and check it is long enough (raises ValueError if not)."""
         self._tokens(name)
+
+    def describe(self, name: str) -> str:
+        """'name (N texts|path, M tokens)': what a source brings, for the mix event."""
+        source = self._tokens(name)
+        what = f"{len(source.texts)} texts" if source.texts is not None else source.path
+        return f"{name} ({what}, {source.train_tokens.numel()} tokens a pass)"
 
     def remove_source(self, name: str) -> None:
         for table in (self.sources, self.weights, self.pending, self.cursors, self.epochs):
@@ -181,9 +188,11 @@ class MixedTokenLoader:
     def _tokens(self, name: str) -> TextSource:
         source = self.sources[name]
         source.tokenize(self.tokenizer)
-        if source.train_tokens.numel() < self.seq_len + 1:
-            raise ValueError(f"source {name!r} has {source.train_tokens.numel()} training tokens, "
-                             f"fewer than --seq-len + 1 = {self.seq_len + 1}")
+        n = source.train_tokens.numel()
+        if n == 0:
+            raise ValueError(f"source {name!r} has no training tokens")
+        if n < self.seq_len + 1:  # a few short documents: packed (BOS-separated) and repeated to fill a row
+            source.train_tokens = source.train_tokens.repeat(-(-(self.seq_len + 1) // n))
         return source
 
     def _row(self, name: str) -> torch.Tensor:

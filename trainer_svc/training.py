@@ -313,11 +313,14 @@ class Trainer:
 
     def mix(self, command: ControlCommand) -> None:
         try:
-            commands.apply_mix(self.loader, command.args, self.data_roots)
+            joined = commands.apply_mix(self.loader, command.args, self.data_roots)
         except (OSError, ValueError, KeyError) as error:
             return self.reject(command, error)
+        reason = command.reason or "command"
+        if joined:
+            reason += "; joined: " + ", ".join(self.loader.describe(name) for name in joined)
         self.emit(MixChange(event_id=self.event_id("mix", command.event_id), run_id=self.run_id, step=self.step,
-                            weights=self.loader.mix(), reason=command.reason or "command"))
+                            weights=self.loader.mix(), reason=reason))
         self.status("running", f"mix is now {self.loader.mix()}"[:500], answers=command)
 
     def reject(self, command: ControlCommand, error: Exception) -> None:
