@@ -10,6 +10,8 @@
     introspect prompt use v1.4 --run R  |  introspect prompt every 500 --run R  |  introspect prompt list
     introspect tail [--run R] [--kind step,detection,status]   the live streams, readable
     introspect dlq list|replay [--service S] [--subject-filter 'train.*.step'] [--contains T]
+    introspect runs  |  introspect clean --run R [--yes]   list runs; remove one run's traces
+    introspect export --run R --format jsonl|csv|tensorboard [--out DIR]
     introspect down                     stop what `up` started
 """
 from __future__ import annotations
@@ -36,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start everything and train a short run")
-    up.add_argument("--run-id", default="demo", help="id of the training run")
+    up.add_argument("--run", dest="run_id", default="demo", help="id of the training run")
+    up.add_argument("--run-id", dest="run_id", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     up.add_argument("--steps", type=int, default=200, help="training steps of the run")
     up.add_argument("--data", action="append", help="training data (default: the bundled corpus)")
     up.add_argument("--scale", action="append", default=[], metavar="SVC=N",
@@ -47,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="after `--`: extra trainer flags, e.g. -- --depth 4 --sample-every 50")
 
     sub.add_parser("down", help="stop the servers and services `up` started")
+    sub.add_parser("runs", help="every run the journal, the KV bucket or the object store knows")
+    clean = sub.add_parser("clean", help="remove a run's checkpoints, consumer, KV keys, messages, "
+                                         "journal rows and local files")
+    clean.add_argument("--run", required=True, help="run id")
+    clean.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    export = sub.add_parser("export", help="a run's journal as JSONL, CSV or TensorBoard event files")
+    export.add_argument("--run", required=True, help="run id")
+    export.add_argument("--format", required=True, choices=["jsonl", "csv", "tensorboard"], help="file format")
+    export.add_argument("--out", help="folder to write into (default: export-<run>-<format>)")
     sub.add_parser("status", help="servers, service instances and runs")
 
     for action in ("pause", "resume", "stop"):
@@ -305,6 +317,26 @@ async def tail_command(settings, args) -> None:
         await nc.close()
 
 
+async def runs_command(settings, args) -> None:
+    from introspect import clean
+    nc, _ = await connect(settings)
+    try:
+        if args.command == "runs":
+            await clean.list_runs(nc, settings)
+        else:
+            await clean.clean(nc, settings, subjects.check_run_id(args.run), args.yes)
+    finally:
+        await nc.close()
+
+
+async def export_command(settings, args) -> None:
+    from introspect.export import export
+    run = subjects.check_run_id(args.run)
+    out = Path(args.out or f"export-{run}-{args.format}")
+    for path in await export(settings.database_url, run, args.format, out):
+        print(path)
+
+
 async def dlq_command(settings, args) -> None:
     from introspect import dlq
     nc, js = await connect(settings)
@@ -339,7 +371,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(up(settings, args))
     if args.command == "down":
         from introspect.launcher import stop_recorded
+        from introspect.runs import left_behind
         print("\n".join(stop_recorded(Path(settings.state_dir))) or "nothing to stop")
+        if kept := left_behind(Path(settings.state_dir).resolve()):
+            print(f"left in {Path(settings.state_dir).resolve()} (the next `up` reuses it; "
+                  f"`introspect clean --run R` removes a run, deleting the folder removes everything):")
+            print("\n".join(kept))
         return
     commands = {
         "status": lambda: status(settings),
@@ -353,6 +390,9 @@ def main(argv: list[str] | None = None) -> None:
         "prompt": lambda: prompt_command(settings, args),
         "dlq": lambda: dlq_command(settings, args),
         "tail": lambda: tail_command(settings, args),
+        "runs": lambda: runs_command(settings, args),
+        "clean": lambda: runs_command(settings, args),
+        "export": lambda: export_command(settings, args),
     }
     try:
         asyncio.run(commands[args.command]())

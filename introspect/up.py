@@ -51,6 +51,8 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
     env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ,  # the demo reflects often enough to see
            "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
            "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    if not args.no_train:  # before any service starts
+        await refuse_a_stopped_run(settings, args.run_id)
     children = Children(env)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -64,7 +66,7 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
     rc = 0
     if not args.no_train:
         extra = [a for a in args.trainer_args if a != "--"]
-        trainer_args = ["--run-id", args.run_id, "--steps", str(args.steps),
+        trainer_args = ["--run", args.run_id, "--steps", str(args.steps),
                         "--out-dir", str(state_dir / "runs"), *DEMO_INTERVALS]
         for d in data:
             trainer_args += ["--data", d]
@@ -85,6 +87,20 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
         print("[introspect] did not stop cleanly: " + ", ".join(f"{n} (exit {c})" for n, c in failed.items()))
         rc = rc or 1
     return rc
+
+
+async def refuse_a_stopped_run(settings: Settings, run_id: str) -> None:
+    """A stopped run stays stopped: its trainer would obey the stop at step 0 and `up` would
+    print the old run's summary as if it were new."""
+    from introspect.runs import stopped_reason
+    nc = await bus.connect(settings, "introspect-up")
+    try:
+        reason = await stopped_reason(nc, settings, run_id)
+    finally:
+        await nc.close()
+    if reason:
+        raise SystemExit(f"[introspect] run {run_id} was {reason}; a stopped run stays stopped. Start "
+                         f"another with --run NEW_ID, or remove this one with `introspect clean --run {run_id}`")
 
 
 async def wait_for_consumers(settings: Settings, stop: asyncio.Event, timeout: float = 120) -> None:

@@ -1,9 +1,15 @@
 """The `introspect` command against real NATS and PostgreSQL, as a person runs it (a subprocess):
 commands wait for the trainer's answer and say it, exit codes tell applied from rejected."""
 import asyncio
+import csv
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import msgspec
+import pytest
 
 from processes import ROOT
 from support import Running, trainer_on, write_corpus
@@ -11,7 +17,8 @@ from trainer_svc.wiring import wire
 
 
 def cli_env(settings) -> dict:
-    return {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url}
+    return {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+            "INTROSPECT_STATE_DIR": settings.state_dir}
 
 
 async def cli(settings, *args, timeout=60) -> subprocess.CompletedProcess:
@@ -84,3 +91,114 @@ async def test_tail_prints_the_kinds_asked_for_of_one_run(settings, nc):
 async def test_tail_refuses_an_unknown_kind(settings):
     done = await cli(settings, "tail", "--kind", "step,nonsense")
     assert done.returncode != 0 and "nonsense" in done.stderr and "Traceback" not in done.stderr
+
+
+async def leave_a_run(nc, settings, pool, publish_checkpoint, run_id: str) -> None:
+    """A run's traces everywhere: a checkpoint (object store + event), a desired state and a
+    selfplay key in KV, its own durable, journal rows, local files."""
+    from shared import bus
+    from shared.bus import control, kv_state
+    from shared.contract import events, subjects
+    from support import wait_row
+    js = nc.jetstream()
+    await publish_checkpoint(run_id, 10)
+    await control.send(js, await bus.control_bucket(js, settings), control.command(run_id, events.Stop()))
+    await (await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET)).put(f"protocol.{run_id}", b"{}")
+    stream, durable, filters = subjects.trainer_control(run_id)
+    from nats.js.api import ConsumerConfig
+    await js.add_consumer(stream, ConsumerConfig(durable_name=durable, filter_subjects=filters))
+    (local := Path(settings.state_dir) / "runs" / run_id).mkdir(parents=True)
+    (local / "step_000010.pt").write_bytes(b"x" * 100)
+    await wait_row(pool, "SELECT 1 FROM checkpoints WHERE run_id = $1", run_id)
+
+
+@pytest.fixture
+def state_settings(settings, tmp_path):
+    return msgspec.structs.replace(settings, state_dir=str(tmp_path / "state"))
+
+
+async def test_clean_removes_one_runs_traces_after_asking_and_leaves_the_others(
+        state_settings, nc, pool, journal_running, publish_checkpoint):
+    from introspect import runs
+    settings = state_settings
+    for run_id in ("gone", "kept"):
+        await leave_a_run(nc, settings, pool, publish_checkpoint, run_id)
+    listed = await cli(settings, "runs")
+    assert listed.returncode == 0 and "gone" in listed.stdout and "kept" in listed.stdout
+    before = await runs.survey(nc, settings, "gone")
+    assert before.checkpoints and before.consumers and len(before.kv_keys) == 2 and before.local
+    assert before.rows["checkpoints"] == 1 and before.messages["TRAIN"] == 1
+
+    refused = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "introspect", "clean", "--run", "gone"], cwd=ROOT,
+        env=cli_env(settings), input="n\n", capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "step_000010" not in refused.stderr
+    assert not (await runs.survey(nc, settings, "gone")).empty()  # nothing deleted on "n"
+
+    done = await cli(settings, "clean", "--run", "gone", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert (await runs.survey(nc, settings, "gone")).empty()
+    kept = await runs.survey(nc, settings, "kept")
+    assert kept.checkpoints and kept.consumers and kept.local and kept.rows["checkpoints"] == 1
+
+
+async def test_up_refuses_a_run_id_that_was_stopped(state_settings, nc):
+    from shared import bus
+    from shared.bus import control
+    from shared.contract import events
+    js = nc.jetstream()
+    await control.send(js, await bus.control_bucket(js, state_settings),
+                       control.command("done1", events.Stop(), reason="enough", who="ana"))
+    refused = await cli(state_settings, "up", "--run", "done1", "--steps", "5")
+    assert refused.returncode != 0 and "stopped" in refused.stderr and "enough" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def tensorboard_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Scalars of a TensorBoard event file (TFRecord framing: length, crc, record, crc)."""
+    import struct
+    from tensorboardX.proto import event_pb2
+    data, at, scalars = path.read_bytes(), 0, {}
+    while at < len(data):
+        (length,) = struct.unpack("<Q", data[at:at + 8])
+        event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+        at += 12 + length + 4
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+async def test_export_writes_jsonl_csv_and_tensorboard_files_of_one_run(
+        settings, nc, pool, journal_running, tmp_path):
+    from shared import bus
+    from shared.contract import events
+    from support import wait_row
+    js = nc.jetstream()
+    for run_id in ("ex", "other"):
+        for step in (1, 2, 3):
+            await bus.publish(js, events.StepMetrics(
+                event_id=f"{run_id}s{step}", run_id=run_id, step=step, loss=4.0 - step, loss_smooth=4.0,
+                lr=0.01, grad_norm=1.0, tokens_per_s=100.0, step_time_s=0.1, mfu=None, tokens_seen=step))
+    await bus.publish(js, events.EvalResult(event_id="ev", run_id="ex", step=2, name="val_bpb", value=1.5))
+    await bus.publish(js, events.Shimmer(event_id="sh", run_id="ex", step=3, per_layer=[0.1, 0.2], mean=0.15))
+    await wait_row(pool, "SELECT 1 FROM shimmer WHERE run_id = 'ex'")
+    await wait_row(pool, "SELECT 1 FROM steps WHERE run_id = 'other' AND step = 3")
+    await wait_row(pool, "SELECT 1 FROM evals WHERE run_id = 'ex'")
+
+    for fmt in ("jsonl", "csv", "tensorboard"):
+        done = await cli(settings, "export", "--run", "ex", "--format", fmt, "--out", str(tmp_path / fmt))
+        assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "jsonl" / "events.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and all(json.loads(line)["run_id"] == "ex" for line in lines)
+    assert json.loads((tmp_path / "jsonl" / "shimmer_history.jsonl").read_text()) == \
+        {"step": 3, "mean": 0.15, "per_layer": [0.1, 0.2]}
+    with (tmp_path / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["loss"]) for r in rows] == [3.0, 2.0, 1.0] and rows[2]["val_bpb"] == "1.5"
+    (events_file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    scalars = tensorboard_scalars(events_file)
+    assert [step for step, _ in scalars["train/loss"]] == [1, 2, 3]
+    assert scalars["eval/val_bpb"] == [(2, 1.5)] and scalars["shimmer/layer_1"][0][0] == 3
+
+    unknown = await cli(settings, "export", "--run", "nothing", "--format", "csv", "--out", str(tmp_path / "n"))
+    assert unknown.returncode != 0 and "no events" in unknown.stderr and "Traceback" not in unknown.stderr

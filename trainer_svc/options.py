@@ -38,7 +38,8 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer_svc", description="Train a small GPT and report as it learns.")
-    p.add_argument("--run-id", default="run", help="name of this run; events and checkpoints carry it")
+    p.add_argument("--run", "--run-id", dest="run_id", default="run",
+                   help="name of this run; events and checkpoints carry it (--run-id: the old spelling)")
     # data
     p.add_argument("--data", action="append", type=parse_data_source, default=[],
                    help="training source, repeatable: a .txt/.md file, a folder, or parquet shard(s) "
