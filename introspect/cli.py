@@ -11,6 +11,7 @@
     introspect tail [--run R] [--kind step,detection,status]   the live streams, readable
     introspect dlq list|replay [--service S] [--subject-filter 'train.*.step'] [--contains T]
     introspect runs  |  introspect clean --run R [--yes]   list runs; remove one run's traces
+    introspect report --run R [--out report.html]   one offline HTML file: plots and the run's story
     introspect export --run R --format jsonl|csv|tensorboard [--out DIR]
     introspect down                     stop what `up` started
 """
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "journal rows and local files")
     clean.add_argument("--run", required=True, help="run id")
     clean.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    report = sub.add_parser("report", help="one offline HTML file: the run's plots and what happened")
+    report.add_argument("--run", required=True, help="run id")
+    report.add_argument("--out", help="file to write (default: report-<run>.html)")
     export = sub.add_parser("export", help="a run's journal as JSONL, CSV or TensorBoard event files")
     export.add_argument("--run", required=True, help="run id")
     export.add_argument("--format", required=True, choices=["jsonl", "csv", "tensorboard"], help="file format")
@@ -337,6 +341,12 @@ async def export_command(settings, args) -> None:
         print(path)
 
 
+async def report_command(settings, args) -> None:
+    from introspect.report import report
+    run = subjects.check_run_id(args.run)
+    print(await report(settings.database_url, run, Path(args.out or f"report-{run}.html")))
+
+
 async def dlq_command(settings, args) -> None:
     from introspect import dlq
     nc, js = await connect(settings)
@@ -393,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": lambda: runs_command(settings, args),
         "clean": lambda: runs_command(settings, args),
         "export": lambda: export_command(settings, args),
+        "report": lambda: report_command(settings, args),
     }
     try:
         asyncio.run(commands[args.command]())

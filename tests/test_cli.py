@@ -202,3 +202,38 @@ async def test_export_writes_jsonl_csv_and_tensorboard_files_of_one_run(
 
     unknown = await cli(settings, "export", "--run", "nothing", "--format", "csv", "--out", str(tmp_path / "n"))
     assert unknown.returncode != 0 and "no events" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+async def test_report_is_one_offline_html_file_with_plots_and_the_runs_story(
+        settings, nc, pool, journal_running, tmp_path):
+    from shared import bus
+    from shared.bus import control
+    from shared.contract import events
+    from support import wait_row
+    js = nc.jetstream()
+    for step in range(1, 6):
+        await bus.publish(js, events.StepMetrics(
+            event_id=f"rp{step}", run_id="rp", step=step, loss=5.0 - step, loss_smooth=5.0, lr=0.01,
+            grad_norm=1.0, tokens_per_s=100.0, step_time_s=0.1, mfu=None, tokens_seen=step))
+    await bus.publish(js, events.EvalResult(event_id="rpe", run_id="rp", step=4, name="val_bpb", value=1.5))
+    await bus.publish(js, events.Detection(
+        event_id="rpd", run_id="rp", step=3, detector="loop", severity="high", source_event_id="s",
+        source_subject="train.rp.sample", span_start=0, span_end=4, summary="the the the the"))
+    await bus.publish(js, control.command("rp", events.Pause(), step=3, reason="loop <found>", who="ana"))
+    await bus.publish(js, events.Reflection(event_id="rpr", run_id="rp", step=4, text="I repeat myself.",
+                                            prompt_version="v1.4", prompt="p", checkpoint="rp/x",
+                                            checkpoint_sha256="0" * 64))
+    await wait_row(pool, "SELECT 1 FROM reflections WHERE run_id = 'rp'")
+    await wait_row(pool, "SELECT 1 FROM commands WHERE run_id = 'rp'")
+    await wait_row(pool, "SELECT 1 FROM steps WHERE run_id = 'rp' AND step = 5")
+    await wait_row(pool, "SELECT 1 FROM detections WHERE run_id = 'rp'")
+
+    out = tmp_path / "report.html"
+    done = await cli(settings, "report", "--run", "rp", "--out", str(out), timeout=120)
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert "<script src=" not in page and "Plotly.newPlot" in page  # plotly.js inlined: works offline
+    assert "the the the the" in page and "I repeat myself." in page
+    assert "loop &lt;found&gt;" in page and "loop <found>" not in page  # reasons are escaped
+    unknown = await cli(settings, "report", "--run", "nothing", "--out", str(tmp_path / "n.html"))
+    assert unknown.returncode != 0 and "nothing in the journal" in unknown.stderr
