@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="instances of a service, e.g. understanding_svc=3")
     up.add_argument("--stay", action="store_true", help="keep services up after training (Ctrl-C stops)")
     up.add_argument("--no-train", action="store_true", help="start services only")
+    up.add_argument("--log-format", choices=["text", "json"],
+                    help="services' log lines: text for people (default), json for log collectors")
     up.add_argument("trainer_args", nargs=argparse.REMAINDER,
                     help="after `--`: extra trainer flags, e.g. -- --depth 4 --sample-every 50")
 

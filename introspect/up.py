@@ -50,7 +50,8 @@ def instance_counts(scale: list[str]) -> dict[str, int]:
 async def run_everything(settings: Settings, args, data: list[str], state_dir: Path) -> int:
     env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ,  # the demo reflects often enough to see
            "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
-           "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+           "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1",
+           **({"INTROSPECT_LOG_FORMAT": args.log_format} if getattr(args, "log_format", None) else {})}
     if not args.no_train:  # before any service starts
         await refuse_a_stopped_run(settings, args.run_id)
     children = Children(env)

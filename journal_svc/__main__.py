@@ -15,7 +15,7 @@ from shared.contract.settings import load_settings
 
 async def main() -> None:
     settings = load_settings()
-    setup_logging("journal_svc", settings.log_level)
+    setup_logging("journal_svc", settings.log_level, settings.log_format)
     pool = await when_up(lambda: create_pool(settings.database_url, max_size=settings.concurrency,
                                              init=create_staging_tables), "journal pool")
     service = Service("journal_svc", "Persists every Introspect event in PostgreSQL", settings)

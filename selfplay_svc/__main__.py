@@ -21,7 +21,7 @@ from shared.contract.settings import load_settings
 
 async def main() -> None:
     settings = load_settings()
-    setup_logging("selfplay_svc", settings.log_level)
+    setup_logging("selfplay_svc", settings.log_level, settings.log_format)
     torch.set_num_threads(1)  # generation shares the machine with the trainer
     pool = await when_up(lambda: create_pool(settings.database_url), "selfplay pool")
     service = Service("selfplay_svc", "Reflections, conversations and the bias protocol", settings)

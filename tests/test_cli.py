@@ -44,10 +44,12 @@ async def test_commands_print_the_trainers_answer_and_fail_when_it_rejects(setti
         assert bad_freeze.returncode == 1 and "no.such.parameter" in bad_freeze.stdout
         paused = await cli(settings, "pause", "--run", "c1", "--reason", "look")
         assert paused.returncode == 0 and "applied" in paused.stdout and "paused" in paused.stdout
+        assert running.trainer.bar.bar.desc == "paused: look"  # the progress bar says why it stands
         held = await cli(settings, "freeze", "--run", "c1", "--names", "transformer.h.0.mlp")
         assert held.returncode == 0 and "holds" in held.stdout
         resumed = await cli(settings, "resume", "--run", "c1", "--note", "go on")
         assert resumed.returncode == 0 and "applied" in resumed.stdout
+        assert running.trainer.bar.bar.desc == ""
         stopped = await cli(settings, "stop", "--run", "c1")
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
         assert await running.task == "stopped"
@@ -237,3 +239,20 @@ async def test_report_is_one_offline_html_file_with_plots_and_the_runs_story(
     assert "loop &lt;found&gt;" in page and "loop <found>" not in page  # reasons are escaped
     unknown = await cli(settings, "report", "--run", "nothing", "--out", str(tmp_path / "n.html"))
     assert unknown.returncode != 0 and "nothing in the journal" in unknown.stderr
+
+
+def test_service_logs_are_readable_lines_unless_json_is_asked_for(capsys):
+    import logging
+    from shared.bus.logs import setup_logging
+    from shared.contract.settings import ConfigError, load_settings
+    for fmt in ("text", "json"):
+        setup_logging("svc_x", "INFO", fmt).warning("mix rejected: %s", "no such file", extra={"run": "r1"})
+        line = capsys.readouterr().err.strip()
+        if fmt == "text":
+            assert "WARNING svc_x: mix rejected: no such file run=r1" in line
+        else:
+            assert json.loads(line)["msg"] == "mix rejected: no such file" and json.loads(line)["run"] == "r1"
+    logging.getLogger().handlers.clear()
+    assert load_settings({"INTROSPECT_LOG_FORMAT": "json"}).log_format == "json"
+    with pytest.raises(ConfigError, match="INTROSPECT_LOG_FORMAT"):
+        load_settings({"INTROSPECT_LOG_FORMAT": "xml"})

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as err:
         raise SystemExit(f"configuration error: {err}") from None
-    log = setup_logging("trainer_svc", settings.log_level)
+    log = setup_logging("trainer_svc", settings.log_level, settings.log_format)
     wiring = wire(args, settings)
     if not wiring.start(timeout=5):  # a pause issued while we were down must hold
         log.warning("bus not reachable at start: training on, events wait in the outbox")

@@ -17,5 +17,12 @@ class ProgressBar:
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
         self.bar.update(1)
 
+    def paused(self, reason: str) -> None:
+        """Say why the bar stands still."""
+        self.bar.set_description_str(f"paused: {reason or 'no reason given'}"[:80], refresh=True)
+
+    def resumed(self) -> None:
+        self.bar.set_description_str("", refresh=True)
+
     def close(self) -> None:
         self.bar.close()

@@ -84,6 +84,8 @@ def json_safe(args) -> dict:
 
 
 class Trainer:
+    bar: ProgressBar | None = None  # the terminal's progress bar while run() trains
+
     def __init__(self, args, emit: Emit | None = None, controls: Controls | None = None,
                  on_checkpoint: OnCheckpoint | None = None):
         self.args, self.run_id = args, args.run_id
@@ -133,7 +135,7 @@ class Trainer:
         a, world_size = self.args, self.placement.world_size
         self.status("running", f"resumed from {self.resume_path}" if self.resume_path else "started",
                     step=self.step, steps=a.steps, device=str(self.device), world_size=world_size)
-        bar = ProgressBar(a.steps, self.step, enabled=self.placement.is_main and not a.no_progress)
+        self.bar = bar = ProgressBar(a.steps, self.step, enabled=self.placement.is_main and not a.no_progress)
         try:
             while self.step < a.steps:
                 if self.apply_commands(commands.poll(self.controls, self.placement)):
@@ -294,7 +296,11 @@ class Trainer:
         """Checkpoint, then wait; returns the resume or stop that ended the pause."""
         self.checkpoint("pause")
         self.status("paused", command.reason, answers=command, who=command.who)
+        if self.bar:
+            self.bar.paused(command.reason)
         ending = commands.wait_for_resume_or_stop(self.controls, pending, self.placement)
+        if self.bar:
+            self.bar.resumed()
         if ending.action == "resume":
             self.status("running", ending.reason or "resumed", answers=ending, who=ending.who)
         return ending

@@ -19,7 +19,7 @@ from understanding_svc.policy import parse_policy
 async def main() -> None:
     settings = load_settings()
     policy = parse_policy(settings.pause_policy)  # fail at start on a bad policy
-    setup_logging("understanding_svc", settings.log_level)
+    setup_logging("understanding_svc", settings.log_level, settings.log_format)
     service = Service("understanding_svc", "Loop, formatting, motif, bias and activation analysis",
                       settings)
     await service.start()

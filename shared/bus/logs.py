@@ -1,4 +1,5 @@
-"""Structured log lines: one JSON object per line, with the service name and any `extra` fields."""
+"""Log lines for people by default (time, level, service, message, `extra` fields as k=v), or
+one JSON object per line for log collectors (INTROSPECT_LOG_FORMAT=json, `up --log-format json`)."""
 from __future__ import annotations
 
 import logging
@@ -24,6 +25,18 @@ class JsonLines(logging.Formatter):
         return _encode(line).decode()
 
 
+class Readable(JsonLines):
+    """`12:04:05 WARNING trainer_svc: mix command rejected: ... key=value`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD)
+        line = (f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {self.service}: "
+                f"{record.getMessage()}{' ' + extra if extra else ''}")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 class WithoutTraceback(logging.Filter):
     """The error in one line: a library retrying a connection during an outage logs a warning at
     each try, and a traceback each time says nothing the first line did not."""
@@ -35,9 +48,9 @@ class WithoutTraceback(logging.Filter):
         return True
 
 
-def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
+def setup_logging(service: str, level: str = "INFO", fmt: str = "text") -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines(service))
+    handler.setFormatter(JsonLines(service) if fmt == "json" else Readable(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "postgresql://postgres@127.0.0.1:5432/introspect")
     state_dir: str = ".state"
     log_level: Annotated[str, msgspec.Meta(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log collectors
     stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
     stream_max_age_s: PositiveFloat = 7 * 24 * 3600.0
     duplicate_window_s: PositiveFloat = 120.0
