@@ -1,13 +1,18 @@
-"""What watching costs a run: wall tokens/s of the real trainer with each kind of report switched on
-alone, and with all of them, against the same run with every report off.
+"""What watching costs a run: wall tokens/s of the real trainer with every report on (at the stress
+intervals), with the bus on, against the same run with every report off, and the share of the
+run's wall time each kind of report takes.
 
 Every run trains the same GPT with the same seed through `Trainer` (the shipped loop); "bus on" runs
 are wired exactly as `python -m trainer_svc` wires them (trainer_svc/wiring.py) to this bench's own
 nats-server, so events and checkpoint uploads really travel. tokens/s is wall time between the
 StepMetrics of step --warmup and of the last step, so each report's time inside that stretch counts.
-The stress intervals are the issue's: samples and eval every 50, activations every 10, checkpoint
-every 100. CPU defaults fit in about a minute on 2 cores; `--device cuda` uses the GPU shape
-(depth 12, 16 x 2048 tokens, compiled, bf16).
+Runs go A B C C B A (reports off, all reports with the bus on, no reports with the bus on), so a
+drift in machine speed cancels. Each kind's cost is measured directly in the all-reports runs: the
+time the training thread spends in that report (activation statistics: the event built from the
+forward's statistics; eval; samples; checkpoint: the snapshot and the hand-off to the background
+writer) over the timed wall time. The stress intervals are the issue's: samples and eval every 50,
+activations every 10, checkpoint every 100. `--device cuda` uses the GPU shape (depth 12,
+16 x 2048 tokens, compiled, bf16).
 
     python bench/watch_cost.py [--device cpu|cuda] [--steps N] [--activations-every 10] ...
 Last line: `watch cost: ... ratio X` (all reports with the bus on, over reports off; target >= 0.95
@@ -17,6 +22,7 @@ import argparse
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also as `python -m bench.watch_cost`
@@ -26,6 +32,7 @@ from trainer_overhead import StepClock, write_corpus  # noqa: E402
 
 from shared.contract.settings import load_settings  # noqa: E402
 from trainer_svc.options import parse_args  # noqa: E402
+from trainer_svc import reports  # noqa: E402
 from trainer_svc.training import Trainer  # noqa: E402
 from trainer_svc.wiring import wire  # noqa: E402
 
@@ -46,48 +53,92 @@ def options(args, corpus: Path, out_dir: Path, run_id: str, reports: set[str]):
     return parse_args(flags + (["--compile"] if args.compile else []))
 
 
-def run(args, corpus: Path, work: Path, run_id: str, reports: set[str], nats_url: str | None) -> float:
+class ReportClock:
+    """When the training thread was in each kind of report, by wrapping the shipped functions."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(KINDS, 0.0)
+        self.calls: list[tuple[str, float, float]] = []  # (kind, start, end) of the current run
+
+    def count_between(self, start: float, end: float) -> None:
+        """Add the current run's report time inside the timed stretch [start, end]."""
+        for kind, a, b in self.calls:
+            if start <= a and b <= end:
+                self.seconds[kind] += b - a
+        self.calls = []
+
+    def wrap(self, owner, name: str, kind: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.calls.append((kind, started, time.perf_counter()))
+        setattr(owner, name, timed)
+
+
+def run(args, corpus: Path, work: Path, run_id: str, reports: set[str], nats_url: str | None,
+        clock: ReportClock) -> float:
     """tokens/s of one run; with nats_url, every event and checkpoint goes over the bus."""
     trainer_options = options(args, corpus, work, run_id, reports)
+    wiring = None
     if nats_url is None:
-        clock = StepClock(lambda event: None)
-        Trainer(trainer_options, clock).run()
+        steps = StepClock(lambda event: None)
+        trainer = Trainer(trainer_options, steps)
     else:
         wiring = wire(trainer_options, load_settings({}, nats_url=nats_url))
         assert wiring.start(timeout=10), "publisher did not connect"
-        clock = StepClock(wiring.emit)
-        try:
-            Trainer(trainer_options, clock, wiring.controls, wiring.on_checkpoint).run()
-        finally:
+        steps = StepClock(wiring.emit)
+        trainer = Trainer(trainer_options, steps, wiring.controls, wiring.on_checkpoint)
+    try:
+        trainer.run()
+    finally:
+        if wiring:
             wiring.close()
-    steps, seconds = clock.timed(args.warmup)
-    return steps * args.batch_size * args.seq_len / seconds
+    timed_steps, seconds = steps.timed(args.warmup)
+    clock.count_between(steps.stamps[args.warmup], max(steps.stamps.values()))
+    return timed_steps * args.batch_size * args.seq_len / seconds, seconds
 
 
 def main(args) -> None:
     logging.getLogger().addHandler(logging.NullHandler())
-    plan = [("reports off, bus off", set(), False), ("reports off, bus on", set(), True)]
-    plan += [(f"{kind} only, bus off", {kind}, False) for kind in KINDS]
-    plan += [("all reports, bus off", set(KINDS), False), ("all reports, bus on", set(KINDS), True)]
-    rates = {}
+    clock = ReportClock()
+    for name, kind in (("activations_report", "activations"), ("bpb_report", "eval"),
+                       ("core_report", "eval"), ("samples_report", "samples")):
+        clock.wrap(reports, name, kind)
+    clock.wrap(Trainer, "checkpoint", "checkpoint")
+    sides = {"reports off, bus off": (set(), False), "all reports, bus on": (set(KINDS), True),
+             "reports off, bus on": (set(), True)}
+    order = list(sides) + list(sides)[::-1]  # A B C C B A
+    rates = {name: [] for name in sides}
+    wall = 0.0
     with bench_servers(migrate=False) as (nats_url, _), tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         corpus = write_corpus(work / "corpus.txt")
         run(argparse.Namespace(**{**vars(args), "steps": args.warmup + 5}), corpus, work, "warm", set(),
-            nats_url)  # first-run costs (allocator, compile) stay out of the figures
-        for i, (name, reports, bus) in enumerate(plan):
-            rates[name] = run(args, corpus, work, f"r{i}", reports, nats_url if bus else None)
-    base = rates["reports off, bus off"]
-    for name, rate in rates.items():
-        print(f"{name:24}: {rate:12,.0f} tokens/s  ratio {rate / base:.3f}")
+            nats_url, clock)  # first-run costs (allocator, compile) stay out of the figures
+        for i, name in enumerate(order):
+            reports_on, bus = sides[name]
+            rate, seconds = run(args, corpus, work, f"r{i}", reports_on, nats_url if bus else None, clock)
+            rates[name].append(rate)
+            wall += seconds if reports_on else 0.0
+    rate = {name: sum(r) / len(r) for name, r in rates.items()}
+    base = rate["reports off, bus off"]
+    for name, value in rate.items():
+        runs = ", ".join(f"{r:,.0f}" for r in rates[name])
+        print(f"{name:22}: {value:10,.0f} tokens/s  ratio {value / base:.3f}  (runs {runs})")
+    for kind, seconds in clock.seconds.items():
+        print(f"  {kind:12} {seconds:6.2f} s in the training thread = {seconds / wall:6.2%} of the "
+              f"all-reports runs' timed wall time")
     print(f"config: {args.device}, depth {args.depth}, {args.batch_size} x {args.seq_len} tokens, "
           f"{args.steps} steps ({args.warmup} untimed); every {args.activations_every} (activations), "
           f"{args.eval_every} (eval, {args.eval_tokens} tokens), {args.sample_every} (samples), "
           f"{args.checkpoint_every} (checkpoint)")
-    bus_ratio = rates["reports off, bus on"] / base
-    total = rates["all reports, bus on"] / base
-    print(f"watch cost: bus on / off {bus_ratio:.3f}; all reports with the bus on "
-          f"{rates['all reports, bus on']:,.0f} vs reports off {base:,.0f} tokens/s = ratio {total:.3f}")
+    total = rate["all reports, bus on"] / base
+    print(f"watch cost: bus on / off {rate['reports off, bus on'] / base:.3f}; all reports with the bus "
+          f"on {rate['all reports, bus on']:,.0f} vs reports off {base:,.0f} tokens/s = ratio {total:.3f}")
 
 
 if __name__ == "__main__":
