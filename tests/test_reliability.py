@@ -288,3 +288,33 @@ def test_activations_redelivered_after_their_state_was_saved_still_give_their_he
     again_state, again = track_activations(event)(saved)
     assert again_state == saved and [e.event_id for e in again] == [e.event_id for e in first]
     assert isinstance(again[0], events.Health) and again[0].status == "unstable"
+
+
+async def test_connections_terminated_by_an_admin_are_retried_not_dead_lettered(nc, pool, settings,
+                                                                                database_url):
+    """pg_terminate_backend on the journal's connections (a restart, a failover) mid-ingest."""
+    import asyncpg
+    js = nc.jetstream()
+    for i in range(400):
+        await bus.publish(js, step_event("kill", i))
+    strict = msgspec.structs.replace(settings, max_deliver=1, journal_batch_size=50)
+    consumers, tasks = await journal(js, pool, strict)
+    admin = await asyncpg.connect(database_url)
+    try:
+        for _ in range(5):
+            await admin.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                   WHERE datname = current_database() AND pid <> pg_backend_pid()""")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+    async def all_in():
+        try:
+            return await pool.fetchval("SELECT count(*) FROM steps WHERE run_id = 'kill'") == 400
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):  # our own pool, killed too
+            return False
+    try:
+        assert await wait_for(all_in, 30)
+    finally:
+        await stop(consumers, tasks)
+    assert await dead_letters(js) == []
