@@ -26,7 +26,8 @@ async def main() -> None:
     background = []
     if settings.web_port:
         from journal_svc.web import serve
-        background.append(serve(pool, service.js, settings.web_port, service.stopping))
+        background.append(serve(pool, service.js, settings.web_host, settings.web_port, settings.web_token,
+                                service.stopping))
     await service.run(*background)
     await pool.close()
 

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from journal_svc import web_render
+from journal_svc.web_guard import beyond_localhost, write_guard
 from shared import bus
 from shared.contract import events, subjects
 
@@ -32,12 +33,30 @@ async def fetch_runs(pool):
     return as_dicts(await pool.fetch("SELECT run_id, state, last_step FROM runs ORDER BY last_seen DESC"))
 
 
-def make_app(pool: asyncpg.Pool, js) -> web.Application:
+def known_run(run: str) -> str:
+    """The run id of a request, or 400 with the reason (it becomes a subject token)."""
+    try:
+        return subjects.check_run_id(run)
+    except ValueError as error:
+        raise web.HTTPBadRequest(text=str(error)) from None
+
+
+async def journaled_run(pool, request) -> str:
+    """The request's run, which the journal must know (else a 404 page)."""
+    run = known_run(request.query.get("run", ""))
+    if not await pool.fetchval("SELECT 1 FROM runs WHERE run_id = $1", run):
+        page = web_render.page("Unknown run", f'<main><h1>No run {web_render.esc(run)}</h1>'
+                                              '<p><a href="/">All runs</a></p></main>')
+        raise web.HTTPNotFound(text=page, content_type="text/html")
+    return run
+
+
+def make_app(pool: asyncpg.Pool, js, token: str = "", token_required: bool = False) -> web.Application:
     async def index(request):
         return web.Response(text=web_render.render_index(await fetch_runs(pool)), content_type="text/html")
 
     async def journal(request):
-        run = request.query.get("run", "")
+        run = await journaled_run(pool, request)
         entries = as_dicts(await pool.fetch(
             "SELECT * FROM journal_entries WHERE run_id = $1 ORDER BY step, ts", run))
         conversations = as_dicts(await pool.fetch(
@@ -45,11 +64,12 @@ def make_app(pool: asyncpg.Pool, js) -> web.Application:
         detections = as_dicts(await pool.fetch(
             "SELECT * FROM detections WHERE run_id = $1 ORDER BY step, ts LIMIT 500", run))
         html = web_render.render_journal(run, entries, await fetch_runs(pool),
-                                         conversations=conversations, detections=detections)
+                                         conversations=conversations, detections=detections,
+                                         ask_token=token_required)
         return web.Response(text=html, content_type="text/html")
 
     async def model(request):
-        run = request.query.get("run", "")
+        run = await journaled_run(pool, request)
         reflections = as_dicts(await pool.fetch(
             "SELECT * FROM reflections WHERE run_id = $1 ORDER BY step, ts", run))
         html = web_render.render_model_journal(run, reflections, await fetch_runs(pool))
@@ -57,27 +77,31 @@ def make_app(pool: asyncpg.Pool, js) -> web.Application:
 
     async def post_entry(request):
         form = await request.post()
-        run = subjects.check_run_id(request.query.get("run", ""))
+        run = known_run(request.query.get("run", ""))
         entry_type = form.get("entry_type", "note")
         if entry_type not in ("note", "counter_example", "explanation", "question"):
             raise web.HTTPBadRequest(text=f"entry_type {entry_type!r} is not allowed")
+        body = str(form.get("body", ""))
+        if not body.strip() or "\x00" in body:  # PostgreSQL text cannot hold NUL
+            raise web.HTTPBadRequest(text="the entry must be non-empty text without NUL characters")
         await bus.publish(js, events.JournalEntry(
             event_id=events.new_event_id(), run_id=run, author="human",
             step=await pool.fetchval("SELECT coalesce(max(last_step), -1) FROM runs WHERE run_id = $1", run),
-            entry_type=entry_type, body=str(form.get("body", "")), who="web",
+            entry_type=entry_type, body=body, who="web",
             conversation_id=events.new_event_id() if entry_type == "question" else None))
         raise web.HTTPSeeOther(f"{web_render.JOURNAL_PATH}?run={run}")
 
-    app = web.Application()
+    app = web.Application(middlewares=[write_guard(token, token_required)])
     app.add_routes([web.get("/", index), web.get(web_render.JOURNAL_PATH, journal),
                     web.get(web_render.MODEL_PATH, model), web.post(web_render.JOURNAL_PATH, post_entry)])
     return app
 
 
-async def serve(pool, js, port: int, stopping: asyncio.Event) -> None:
-    runner = web.AppRunner(make_app(pool, js))
+async def serve(pool, js, host: str, port: int, token: str, stopping: asyncio.Event) -> None:
+    """Serve on host:port (localhost by default); beyond localhost, writing needs the token."""
+    runner = web.AppRunner(make_app(pool, js, token, token_required=beyond_localhost(host)))
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    await web.TCPSite(runner, host, port).start()
     try:
         await stopping.wait()
     finally:

@@ -129,7 +129,8 @@ def newest_first(items: list[tuple[dict, str]]) -> list[str]:
 
 
 def render_journal(run_id: str, entries: Iterable[dict], runs: Iterable[dict],
-                   conversations: Iterable[dict] = (), detections: Iterable[dict] = ()) -> str:
+                   conversations: Iterable[dict] = (), detections: Iterable[dict] = (),
+                   ask_token: bool = False) -> str:
     """The journal of one run: human, model and system entries, newest first, each collapsible."""
     runs = list(runs)
     convs = {c["conversation_id"]: c for c in conversations if c.get("conversation_id")}
@@ -140,19 +141,22 @@ def render_journal(run_id: str, entries: Iterable[dict], runs: Iterable[dict],
     items += [(d, render_detection(d)) for d in detections]
     body = "\n".join(newest_first(items)) or '<p class="meta">No journal entries yet.</p>'
     return page(f"Journal · {run_id}", header(f"Journal · {run_id}", run_id, runs, JOURNAL_PATH)
-                + f"\n<main>\n{entry_form(run_id)}\n{body}\n</main>")
+                + f"\n<main>\n{entry_form(run_id, ask_token)}\n{body}\n</main>")
 
 
 ENTRY_TYPES = {"note": "note", "counter_example": "counter-example", "explanation": "explanation",
                "question": "question for the model"}
 
 
-def entry_form(run_id: str) -> str:
-    """Write to the journal: a note, a counter-example or explanation (bias protocol), a question."""
+def entry_form(run_id: str, ask_token: bool = False) -> str:
+    """Write to the journal: a note, a counter-example or explanation (bias protocol), a question.
+    With `ask_token` (the journal listens beyond localhost) the form asks for the operator token."""
     options = "".join(f'<option value="{k}">{esc(v)}</option>' for k, v in ENTRY_TYPES.items())
+    token = (' <input type="password" name="token" required placeholder="operator token">'
+             if ask_token else "")
     return (f'<form method="post" action="{run_link(JOURNAL_PATH, run_id)}" class="entry-form">'
             f'<textarea name="body" rows="3" cols="80" required placeholder="Write to the journal"></textarea>'
-            f'<br><select name="entry_type">{options}</select> <button type="submit">Add</button></form>')
+            f'<br><select name="entry_type">{options}</select>{token} <button type="submit">Add</button></form>')
 
 
 def scores_table(scores: dict) -> str:

@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliver: PositiveInt = 5
     pause_policy: str = "bias:high"  # detector:severity pairs that pause, comma separated
     web_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # journal web; 0 = off
+    web_host: str = "127.0.0.1"  # beyond localhost, writing through the web needs web_token
+    web_token: str = ""  # the operator token for web writes (notes, questions)
     reflect_every: PositiveInt = 1000  # steps between self-play reflections (checkpoint steps)
     reflect_tokens: PositiveInt = 120  # tokens per reflection or answer
     # understanding's stereotype classifier: train (at first use, cached under state_dir),
