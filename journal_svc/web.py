@@ -5,12 +5,13 @@ the page is published on the bus like any other journal entry, so it lands throu
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 
 import asyncpg
 from aiohttp import web
 
-from journal_svc import web_render
+from journal_svc import run_view, web_render
 from journal_svc.web_guard import beyond_localhost, write_guard
 from shared import bus
 from shared.contract import events, subjects
@@ -31,6 +32,21 @@ def as_dicts(records) -> list[dict]:
 
 async def fetch_runs(pool):
     return as_dicts(await pool.fetch("SELECT run_id, state, last_step FROM runs ORDER BY last_seen DESC"))
+
+
+@functools.cache
+def plotly_source() -> str:
+    """plotly.js as the plotly wheel ships it, read once."""
+    from plotly.offline import get_plotlyjs
+    return get_plotlyjs()
+
+
+async def current_pause(pool, run: str) -> dict | None:
+    """The pause the run is in (step, reason, who), from its latest reported status; else None."""
+    row = await pool.fetchrow(
+        """SELECT step, state, reason, detail->>'who' AS who FROM statuses WHERE run_id = $1
+           ORDER BY ts DESC LIMIT 1""", run)
+    return dict(row) if row and row["state"] == "paused" else None
 
 
 def known_run(run: str) -> str:
@@ -68,6 +84,17 @@ def make_app(pool: asyncpg.Pool, js, token: str = "", token_required: bool = Fal
                                          ask_token=token_required)
         return web.Response(text=html, content_type="text/html")
 
+    async def run_page(request):
+        run = await journaled_run(pool, request)
+        plot = run_view.figure(await run_view.read_run(pool, run)).to_html(
+            full_html=False, include_plotlyjs=web_render.PLOTLY_PATH)
+        html = web_render.render_run(run, plot, await fetch_runs(pool), await current_pause(pool, run))
+        return web.Response(text=html, content_type="text/html")
+
+    async def plotly_js(request):
+        return web.Response(text=plotly_source(), content_type="application/javascript",
+                            headers={"Cache-Control": "max-age=86400"})
+
     async def model(request):
         run = await journaled_run(pool, request)
         reflections = as_dicts(await pool.fetch(
@@ -93,7 +120,8 @@ def make_app(pool: asyncpg.Pool, js, token: str = "", token_required: bool = Fal
 
     app = web.Application(middlewares=[write_guard(token, token_required)])
     app.add_routes([web.get("/", index), web.get(web_render.JOURNAL_PATH, journal),
-                    web.get(web_render.MODEL_PATH, model), web.post(web_render.JOURNAL_PATH, post_entry)])
+                    web.get(web_render.MODEL_PATH, model), web.post(web_render.JOURNAL_PATH, post_entry),
+                    web.get(web_render.RUN_PATH, run_page), web.get(web_render.PLOTLY_PATH, plotly_js)])
     return app
 
 

@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 JOURNAL_PATH = "/journal"
 MODEL_PATH = "/model"
+RUN_PATH = "/run"  # the run at a glance: plots on one step axis
+PLOTLY_PATH = "/static/plotly.min.js"  # served from the plotly wheel: no CDN, works offline
 SCORE_KEYS = ("distinct_2", "seq_rep_4", "compression_ratio", "uncertainty_share", "structure_ratio")
 
 CSS = """
@@ -29,6 +31,8 @@ summary{cursor:pointer;display:flex;gap:.5rem;align-items:baseline;flex-wrap:wra
 .type,.time,.meta{color:#666;font-size:.85rem}.title{font-weight:500}
 .supportive{background:#e3f4e1;color:#25632a}.sev-high{background:#f8d7d3}.sev-medium{background:#fbe9c6}
 .body{white-space:pre-wrap;margin:.5rem 0}
+.paused{background:#fde8e6;border:2px solid #c0392b;border-radius:4px;padding:.6rem .9rem;margin:.8rem 0}
+main.wide{margin:0 -8rem}
 .turn{margin:.4rem 0;padding:.3rem .6rem;border-radius:4px;white-space:pre-wrap}
 .turn.q{background:#eef4fb}.turn.a{background:#f4eefb}
 table.scores{border-collapse:collapse;font-size:.85rem}table.scores td{padding:0 .6rem 0 0}
@@ -70,6 +74,7 @@ def run_selector(runs: Iterable[dict], current: str, path: str) -> str:
 
 def header(title: str, run_id: str, runs: Iterable[dict], path: str) -> str:
     return (f'<header><h1>{esc(title)}</h1><a href="/">runs</a>'
+            f'<a href="{esc(run_link(RUN_PATH, run_id))}">plots</a>'
             f'<a href="{esc(run_link(JOURNAL_PATH, run_id))}">journal</a>'
             f'<a href="{esc(run_link(MODEL_PATH, run_id))}">model journal</a>'
             f"{run_selector(runs, run_id, path)}</header>")
@@ -193,6 +198,23 @@ def index_item(run: dict) -> str:
     return (f'<li><a href="{esc(run_link(JOURNAL_PATH, run_id))}">{esc(run_id)}</a> {state} '
             f'{step_badge(run.get("last_step", run.get("step")))} '
             f'<a href="{esc(run_link(MODEL_PATH, run_id))}">model journal</a></li>')
+
+
+def paused_banner(run_id: str, pause: dict | None) -> str:
+    """A clear PAUSED banner with why, who and how to resume; nothing when the run is not paused."""
+    if not pause:
+        return ""
+    who = f" by {esc(pause.get('who'))}" if pause.get("who") else ""
+    return (f'<div class="paused"><strong>PAUSED</strong> at step {int(pause["step"]):,}{who}: '
+            f'{esc(pause.get("reason"))}<br><code>introspect resume --run {esc(run_id)} '
+            f'--note "…"</code></div>')
+
+
+def render_run(run_id: str, plot_html: str, runs: Iterable[dict], pause: dict | None = None) -> str:
+    """The run page: the PAUSED banner when paused, then every plot on one step axis. `plot_html`
+    is plotly's own markup for the figure (it loads plotly.js from PLOTLY_PATH)."""
+    body = header(f"Run · {run_id}", run_id, list(runs), RUN_PATH) + paused_banner(run_id, pause)
+    return page(f"Run · {run_id}", f'{body}\n<main class="wide">{plot_html}</main>')
 
 
 def render_index(runs: Iterable[dict]) -> str:

@@ -89,3 +89,18 @@ def test_the_web_journal_listens_on_localhost_by_default():
     from journal_svc.web_guard import beyond_localhost
     assert not beyond_localhost(load_settings({}).web_host)
     assert beyond_localhost(load_settings({"INTROSPECT_WEB_HOST": "0.0.0.0"}).web_host)
+
+
+async def test_the_run_page_plots_the_run_with_plotly_served_locally(nc, pool, one_of_each):
+    writer = await JournalWriter.create(pool)
+    run = [e for e in one_of_each(run_id="w3", step=5)]
+    paused = events.Status(event_id=events.new_event_id(), run_id="w3", step=6, state="paused",
+                           reason="bias high: a stereotype", detail={"who": "understanding_svc"})
+    await writer.write([(e, "x", events.encode(e)) for e in [*run, paused]])
+    async with TestClient(TestServer(make_app(pool, nc.jetstream()))) as client:
+        page = await (await client.get("/run", params={"run": "w3"})).text()
+        assert 'src="/static/plotly.min.js"' in page and "cdn" not in page.lower()
+        assert '"name":"loss"' in page.replace(" ", "")  # a trace with the run's loss
+        assert "PAUSED" in page and "bias high: a stereotype" in page and "understanding_svc" in page
+        js = await client.get("/static/plotly.min.js")
+        assert js.status == 200 and "plotly" in (await js.text())[:2000].lower()
