@@ -26,6 +26,8 @@ def up(settings: Settings, args) -> int:
         infra.ensure_postgres(settings)
         infra.started["up_pid"] = os.getpid()
         infra.record()
+        if not args.no_train:  # before fetching a corpus or starting a service
+            asyncio.run(refuse_a_stopped_run(settings, args.run_id))
         data = [] if args.no_train else args.data or [str(default_corpus(state_dir))]
         return asyncio.run(run_everything(settings, args, data, state_dir))
     finally:
@@ -52,8 +54,6 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
            "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
            "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1",
            **({"INTROSPECT_LOG_FORMAT": args.log_format} if getattr(args, "log_format", None) else {})}
-    if not args.no_train:  # before any service starts
-        await refuse_a_stopped_run(settings, args.run_id)
     children = Children(env)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
