@@ -3,9 +3,11 @@ time, and complete (final, pause, stop) by the time the trainer says so."""
 import threading
 import time
 
+import pytest
 import torch
 
-from shared.model.checkpoint import checkpoint_path, checkpoint_state, load_checkpoint, save_checkpoint
+from shared.model.checkpoint import (_HashingFile, checkpoint_path, checkpoint_state, file_sha256,
+                                     latest_checkpoint, load_checkpoint, save_checkpoint)
 from shared.model.gpt import build_model, config_for_depth
 from trainer_svc.checkpointing import CheckpointWriter
 from trainer_svc.optim import setup_optimizers
@@ -29,12 +31,46 @@ def test_a_background_checkpoint_holds_what_a_synchronous_one_holds(tmp_path):
     writer = CheckpointWriter(lambda *a: written.append(a))
     writer.submit(tmp_path / "bg.pt", checkpoint_state(**fields), 3, "interval")
     writer.wait()
-    sync, background = load_checkpoint(tmp_path / "sync.pt"), load_checkpoint(tmp_path / "bg.pt")
-    for name, tensor in sync["model"].items():
-        assert torch.equal(tensor, background["model"][name])
-    assert sync["optimizers"][0]["state"].keys() == background["optimizers"][0]["state"].keys()
+    assert_same(load_checkpoint(tmp_path / "sync.pt"), load_checkpoint(tmp_path / "bg.pt"))
     [(path, step, size, sha256, reason)] = written
     assert (step, reason) == (3, "interval") and size == (tmp_path / "bg.pt").stat().st_size
+    assert sha256 == file_sha256(tmp_path / "bg.pt")  # hashed while writing = hashed from the disk
+
+
+def assert_same(a, b, where="checkpoint"):
+    """Equal contents: tensors element for element, everything else by ==."""
+    assert type(a) is type(b), where
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_a_write_that_fails_midway_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
+    _, _, fields = small_state()
+    save_checkpoint(checkpoint_path(tmp_path, 2), **fields)
+    original = _HashingFile.write
+
+    def disk_full_after_a_kilobyte(self, data):
+        if self.size > 1024:
+            raise OSError(28, "No space left on device")
+        return original(self, data)
+
+    monkeypatch.setattr(_HashingFile, "write", disk_full_after_a_kilobyte)
+    writer = CheckpointWriter(lambda *a: pytest.fail("a failed checkpoint was handed on"))
+    writer.submit(checkpoint_path(tmp_path, 4), checkpoint_state(**fields), 4, "interval")
+    with pytest.raises(RuntimeError, match="writing a checkpoint failed"):
+        writer.wait()  # torch's zip writer reports the OSError as its own RuntimeError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000002.pt"]  # no step 4, no temp file
+    assert latest_checkpoint(tmp_path) == checkpoint_path(tmp_path, 2)
 
 
 def test_the_snapshot_does_not_change_when_training_goes_on(tmp_path):

@@ -262,6 +262,7 @@ class Trainer:
         restart must find the checkpoint complete."""
         if not self.placement.is_main:
             return
+        self.checkpoints.wait()  # the last one first: one snapshot in host memory at a time
         path = checkpoint_path(self.run_dir, self.step)
         meta = {"run_id": self.run_id, "reason": reason, "created": time.time(), "args": json_safe(self.args),
                 "loss_ema": self.progress.loss_ema, "tokens_seen": self.progress.tokens_seen,

@@ -109,12 +109,16 @@ def write_checkpoint(path: str | Path, state: dict) -> tuple[int, str]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        hashing = _HashingFile(f)
-        torch.save(state, hashing)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            hashing = _HashingFile(f)
+            torch.save(state, hashing)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full, bad state) leaves nothing behind
+        raise
     return hashing.size, hashing.digest.hexdigest()
 
 
