@@ -10,7 +10,10 @@ Runs go A B C C B A (reports off, all reports with the bus on, no reports with t
 drift in machine speed cancels. Each kind's cost is measured directly in the all-reports runs: the
 time the training thread spends in that report (activation statistics: the event built from the
 forward's statistics; eval; samples; checkpoint: the snapshot and the hand-off to the background
-writer) over the timed wall time. The stress intervals are the issue's: samples and eval every 50,
+writer) over the timed wall time. The statistics themselves cost time inside the measuring steps'
+forward, so that cost is printed as the measuring steps' extra step time over plain steps; the
+background writer's time is printed too (on the CPU it takes cores from training).
+The stress intervals are the issue's: samples and eval every 50,
 activations every 10, checkpoint every 100. `--device cuda` uses the GPU shape (depth 12,
 16 x 2048 tokens, compiled, bf16).
 
@@ -32,7 +35,9 @@ from trainer_overhead import StepClock, write_corpus  # noqa: E402
 
 from shared.contract.settings import load_settings  # noqa: E402
 from trainer_svc.options import parse_args  # noqa: E402
+from shared.contract.events import StepMetrics  # noqa: E402
 from trainer_svc import reports  # noqa: E402
+from trainer_svc.checkpointing import CheckpointWriter  # noqa: E402
 from trainer_svc.training import Trainer  # noqa: E402
 from trainer_svc.wiring import wire  # noqa: E402
 
@@ -54,11 +59,30 @@ def options(args, corpus: Path, out_dir: Path, run_id: str, reports: set[str]):
 
 
 class ReportClock:
-    """When the training thread was in each kind of report, by wrapping the shipped functions."""
+    """When the training thread was in each kind of report, by wrapping the shipped functions; how
+    much longer a measuring step (activation statistics from its own forward) takes than a plain
+    one; and how long the background checkpoint writer worked (off the training thread, but on the
+    same cores when training on the CPU)."""
 
     def __init__(self):
         self.seconds = dict.fromkeys(KINDS, 0.0)
         self.calls: list[tuple[str, float, float]] = []  # (kind, start, end) of the current run
+        self.measuring: list[float] = []  # step_time_s of timed steps that gathered statistics
+        self.plain: list[float] = []  # ... and of the other timed steps, in the all-reports runs
+        self.writer_seconds = 0.0
+
+    def step_times(self, times: dict[int, float], warmup: int, every: int) -> None:
+        """Sort the timed steps of an all-reports run into measuring and plain ones."""
+        for step, seconds in times.items():
+            if step > warmup:  # StepMetrics.step s is the (s+1)-th step; it measured when (s+1) % every == 0
+                (self.measuring if every and (step + 1) % every == 0 else self.plain).append(seconds)
+
+    def activation_forward_seconds(self) -> float:
+        """Extra time of the measuring steps over plain ones (can come out below 0 within noise)."""
+        if not self.measuring or not self.plain:
+            return 0.0
+        extra = sum(self.measuring) / len(self.measuring) - sum(self.plain) / len(self.plain)
+        return extra * len(self.measuring)
 
     def count_between(self, start: float, end: float) -> None:
         """Add the current run's report time inside the timed stretch [start, end]."""
@@ -84,13 +108,22 @@ def run(args, corpus: Path, work: Path, run_id: str, reports: set[str], nats_url
     """tokens/s of one run; with nats_url, every event and checkpoint goes over the bus."""
     trainer_options = options(args, corpus, work, run_id, reports)
     wiring = None
+    times: dict[int, float] = {}  # step -> step_time_s (the step alone, no report)
+
+    def recording(emit):
+        def record(event) -> None:
+            if isinstance(event, StepMetrics):
+                times[event.step] = event.step_time_s
+            emit(event)
+        return record
+
     if nats_url is None:
-        steps = StepClock(lambda event: None)
+        steps = StepClock(recording(lambda event: None))
         trainer = Trainer(trainer_options, steps)
     else:
         wiring = wire(trainer_options, load_settings({}, nats_url=nats_url))
         assert wiring.start(timeout=10), "publisher did not connect"
-        steps = StepClock(wiring.emit)
+        steps = StepClock(recording(wiring.emit))
         trainer = Trainer(trainer_options, steps, wiring.controls, wiring.on_checkpoint)
     try:
         trainer.run()
@@ -99,6 +132,8 @@ def run(args, corpus: Path, work: Path, run_id: str, reports: set[str], nats_url
             wiring.close()
     timed_steps, seconds = steps.timed(args.warmup)
     clock.count_between(steps.stamps[args.warmup], max(steps.stamps.values()))
+    if "activations" in reports:
+        clock.step_times(times, args.warmup, args.activations_every)
     return timed_steps * args.batch_size * args.seq_len / seconds, seconds
 
 
@@ -109,6 +144,15 @@ def main(args) -> None:
                        ("core_report", "eval"), ("samples_report", "samples")):
         clock.wrap(reports, name, kind)
     clock.wrap(Trainer, "checkpoint", "checkpoint")
+    write = CheckpointWriter._write
+
+    def timed_write(self, *a):
+        started = time.perf_counter()
+        try:
+            return write(self, *a)
+        finally:
+            clock.writer_seconds += time.perf_counter() - started
+    CheckpointWriter._write = timed_write
     sides = {"reports off, bus off": (set(), False), "all reports, bus on": (set(KINDS), True),
              "reports off, bus on": (set(), True)}
     order = list(sides) + list(sides)[::-1]  # A B C C B A
@@ -132,6 +176,14 @@ def main(args) -> None:
     for kind, seconds in clock.seconds.items():
         print(f"  {kind:12} {seconds:6.2f} s in the training thread = {seconds / wall:6.2%} of the "
               f"all-reports runs' timed wall time")
+    forward = clock.activation_forward_seconds()
+    measuring, plain = clock.measuring, clock.plain
+    if measuring and plain:
+        print(f"  activations' forward: measuring steps {sum(measuring) / len(measuring):.4f} s vs plain "
+              f"{sum(plain) / len(plain):.4f} s ({len(measuring)} vs {len(plain)} steps): {forward:+.2f} s "
+              f"= {forward / wall:+.2%} of the timed wall time (inside the steps, not in the line above)")
+    print(f"  checkpoint writer (background thread: write, fsync, sha256, hand-off) {clock.writer_seconds:.2f} s "
+          f"in all runs; on the CPU it shares the cores with training")
     print(f"config: {args.device}, depth {args.depth}, {args.batch_size} x {args.seq_len} tokens, "
           f"{args.steps} steps ({args.warmup} untimed); every {args.activations_every} (activations), "
           f"{args.eval_every} (eval, {args.eval_tokens} tokens), {args.sample_every} (samples), "
