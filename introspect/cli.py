@@ -32,6 +32,7 @@ from shared.bus import control
 from shared.contract import events, subjects
 from introspect.journal_queries import fetch_if_reachable, last_step
 from shared.contract.settings import ConfigError, load_settings
+from introspect.nats_auth import settings_as
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +134,7 @@ CONNECT_TIMEOUT_S = 5.0  # a person is waiting: say NATS is unreachable rather t
 async def connect(settings):
     nc = await bus.connect(settings, "introspect-cli", timeout=CONNECT_TIMEOUT_S)
     js = nc.jetstream()
-    await bus.provision(js, settings)
+    await bus.ensure_provisioned(js, settings)
     return nc, js
 
 
@@ -150,7 +151,7 @@ async def send_command(settings, args, order: events.Order) -> None:
         replies = await answers.subscribe(nc, run)
         kv = await bus.control_bucket(js, settings)
         desired, _ = await control.read_state(kv, run)
-        await control.send(js, kv, cmd)
+        await control.send(js, kv, cmd, bus.nats_user(settings))
         if cmd.note:  # a human's resume note belongs in the journal as their own words
             await bus.publish(js, events.JournalEntry(
                 event_id=events.stable_event_id("note", cmd.event_id), run_id=run,
@@ -390,6 +391,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"`introspect clean --run R` removes a run, deleting the folder removes everything):")
             print("\n".join(kept))
         return
+    # the stream purge/delete API is the admin's: `clean` and the DLQ commands run as admin
+    settings = settings_as(settings, "admin" if args.command in ("clean", "dlq") else "operator")
     commands = {
         "status": lambda: status(settings),
         "pause": lambda: send_command(settings, args, events.Pause()),

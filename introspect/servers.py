@@ -45,14 +45,17 @@ def nats_binary() -> str:
     return found
 
 
-def start_nats(port: int, store_dir: Path, log_file: Path | None = None) -> subprocess.Popen:
-    """A JetStream-enabled nats-server on 127.0.0.1:port; returns once it reports healthy."""
+def start_nats(port: int, store_dir: Path, log_file: Path | None = None, config: Path | None = None,
+               env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A JetStream-enabled nats-server on 127.0.0.1:port; returns once it reports healthy. With
+    `config` (users, see introspect.nats_auth) its passwords come from `env`."""
     store_dir.mkdir(parents=True, exist_ok=True)
     monitor = free_port()
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [nats_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir),
-         "-m", str(monitor)], stdout=out, stderr=subprocess.STDOUT)
+        [nats_binary(), *(["-c", str(config)] if config else []), "-a", "127.0.0.1", "-p", str(port),
+         "-js", "-sd", str(store_dir), "-m", str(monitor)], stdout=out, stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})})
     health = f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true"
     for _ in range(100):
         if proc.poll() is not None:  # a taken port fails silently from the caller's side

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from shared.contract import events
+import msgspec
+
+from shared.bus.permissions import ANONYMOUS
+from shared.contract import events, subjects
 
 TABLE_FOR_KIND = {
     "step": "steps", "sample": "samples", "eval": "evals", "checkpoint": "checkpoints",
@@ -33,6 +36,17 @@ def value(obj, column: str, jsonb: bool):
     if jsonb:
         return events.encode(raw).decode()  # NaN kept as "NaN", not turned into null
     return raw
+
+
+def with_sender(event: events.Event, subject: str) -> events.Event:
+    """A command's `who` is the NATS user that sent it: the subject's last token, which the
+    server's permissions tie to the publishing user, never the name its payload claims (the
+    `events` row keeps the payload as sent). Only on a server without users (sender "anonymous")
+    is the payload's name all there is."""
+    if not isinstance(event, events.ControlCommand):
+        return event
+    sender = subjects.sender_of(subject)
+    return event if sender == ANONYMOUS else msgspec.structs.replace(event, who=sender)
 
 
 def event_row(event: events.Event, subject: str, raw: bytes) -> tuple:

@@ -57,7 +57,7 @@ class JournalWriter:
             by_table["events"].append(rows.event_row(event, subject, raw))
             table = rows.TABLE_FOR_KIND[rows.kind_of(event)]
             names, jsonb = self.columns[table]
-            by_table[table].extend(rows.typed_rows(event, names, jsonb))
+            by_table[table].extend(rows.typed_rows(rows.with_sender(event, subject), names, jsonb))
         return by_table
 
     async def write(self, batch: list[tuple[events.Event, str, bytes]]) -> None:

@@ -151,7 +151,7 @@ class SelfPlay:
         mix = control.command(resume.run_id, mitigation_mix(texts, MITIGATION_WEIGHT), step=resume.step,
                               who="selfplay_svc",
                               reason="bias protocol: human counter-examples and explanations")
-        await control.send(self.js, self.kv, mix)
+        await control.send(self.js, self.kv, mix, bus.nats_user(self.settings))
         await bus.publish(self.js, events.JournalEntry(
             event_id=events.stable_event_id("mitigation", resume.event_id), run_id=resume.run_id,
             step=resume.step, author="system", entry_type="protocol", who="selfplay_svc",

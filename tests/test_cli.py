@@ -104,7 +104,8 @@ async def leave_a_run(nc, settings, pool, publish_checkpoint, run_id: str) -> No
     from support import wait_row
     js = nc.jetstream()
     await publish_checkpoint(run_id, 10)
-    await control.send(js, await bus.control_bucket(js, settings), control.command(run_id, events.Stop()))
+    await control.send(js, await bus.control_bucket(js, settings), control.command(run_id, events.Stop()),
+                       "operator")
     await (await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET)).put(f"protocol.{run_id}", b"{}")
     stream, durable, filters = subjects.trainer_control(run_id)
     from nats.js.api import ConsumerConfig
@@ -150,7 +151,7 @@ async def test_up_refuses_a_run_id_that_was_stopped(state_settings, nc):
     from shared.contract import events
     js = nc.jetstream()
     await control.send(js, await bus.control_bucket(js, state_settings),
-                       control.command("done1", events.Stop(), reason="enough", who="ana"))
+                       control.command("done1", events.Stop(), reason="enough", who="ana"), "operator")
     refused = await cli(state_settings, "up", "--run", "done1", "--steps", "5")
     assert refused.returncode != 0 and "stopped" in refused.stderr and "enough" in refused.stderr
     assert "Traceback" not in refused.stderr
@@ -221,7 +222,8 @@ async def test_report_is_one_offline_html_file_with_plots_and_the_runs_story(
     await bus.publish(js, events.Detection(
         event_id="rpd", run_id="rp", step=3, detector="loop", severity="high", source_event_id="s",
         source_subject="train.rp.sample", span_start=0, span_end=4, summary="the the the the"))
-    await bus.publish(js, control.command("rp", events.Pause(), step=3, reason="loop <found>", who="ana"))
+    await bus.publish(js, control.command("rp", events.Pause(), step=3, reason="loop <found>", who="ana"),
+                      sender="operator")
     await bus.publish(js, events.Reflection(event_id="rpr", run_id="rp", step=4, text="I repeat myself.",
                                             prompt_version="v1.4", prompt="p", checkpoint="rp/x",
                                             checkpoint_sha256="0" * 64))

@@ -18,7 +18,7 @@ def test_every_event_kind_round_trips_and_has_a_subject_in_a_stream(one_of_each)
     assert {type(e) for e in sample} == set(events.EVENT_TYPES.values())
     for event in sample:
         assert events.decode(events.encode(event)) == event
-        subject = subjects.subject_for(event)
+        subject = subjects.subject_for(event, "operator")
         assert subjects.stream_for(subject) in subjects.STREAMS
         assert subject.split(".")[1] == event.run_id
 
@@ -87,12 +87,12 @@ async def test_pause_for_a_detection_is_sent_once_and_resume_clears_it(nc, setti
     seen = await js.pull_subscribe("control.r9.>", stream="CONTROL")
     cause = events.PauseCause(detector="bias", severity="high", detection_id="det-1", source_event_id="s")
     pause = control.command("r9", events.Pause(cause=cause), reason="bias high", who="understanding_svc")
-    assert await control.send(js, kv, pause)
-    assert not await control.send(js, kv, control.command("r9", events.Pause(cause=cause)))
+    assert await control.send(js, kv, pause, "understanding")
+    assert not await control.send(js, kv, control.command("r9", events.Pause(cause=cause)), "understanding")
     state, _ = await control.read_state(kv, "r9")
     assert (state.state, state.detection_id) == ("paused", "det-1")
-    assert await control.send(js, kv, control.command("r9", events.Resume(), note="context checked"))
+    assert await control.send(js, kv, control.command("r9", events.Resume(), note="context checked"), "operator")
     state, _ = await control.read_state(kv, "r9")
     assert state.state == "running"
     msgs = await seen.fetch(5, timeout=2)
-    assert [m.subject for m in msgs] == ["control.r9.pause", "control.r9.resume"]
+    assert [m.subject for m in msgs] == ["control.r9.pause.understanding", "control.r9.resume.operator"]

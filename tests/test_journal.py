@@ -40,10 +40,10 @@ async def test_every_kind_lands_as_exactly_one_row_even_when_published_twice(nc,
     consumers, tasks = await start_consumers(js, journal_bindings(writer), settings)
     sample = one_of_each()
     for event in sample + sample:  # the second round is de-duplicated by Nats-Msg-Id and ON CONFLICT
-        await bus.publish(js, event)
+        await bus.publish(js, event, sender="anonymous")
     # a third copy under a different msg id passes JetStream's window: only the database stops it
     for event in sample:
-        subject, data, _ = bus.publish_args(event)
+        subject, data, _ = bus.publish_args(event, "anonymous")
         await js.publish(subject, data, headers={"Nats-Msg-Id": event.event_id + "-again"})
 
     async def all_in():
@@ -120,7 +120,7 @@ async def test_shutdown_lets_the_batch_in_hand_commit_and_ack(nc, pool, settings
     writer = await JournalWriter.create(pool)
     consumers, tasks = await start_consumers(js, journal_bindings(writer), settings)
     batch = one_of_each(run_id="r4")
-    await asyncio.gather(*(bus.publish(js, e) for e in batch))
+    await asyncio.gather(*(bus.publish(js, e, sender="anonymous") for e in batch))
     await asyncio.sleep(0.3)
     await stop_consumers(consumers, tasks)
     info = await js.consumer_info("TRAIN", "journal_train")

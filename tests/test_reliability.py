@@ -213,14 +213,14 @@ async def test_a_detection_a_person_answered_never_pauses_the_run_again(nc, sett
 
     def detection_pause():
         return control.command("rp", events.Pause(cause=cause), who="understanding_svc")
-    assert await control.send(js, kv, detection_pause())
-    assert await control.send(js, kv, control.command("rp", events.Resume(), who="human"))
+    assert await control.send(js, kv, detection_pause(), "understanding")
+    assert await control.send(js, kv, control.command("rp", events.Resume(), who="human"), "operator")
     # the sample is redelivered (understanding died between its pause and its ack)
-    assert not await control.send(js, kv, detection_pause())
+    assert not await control.send(js, kv, detection_pause(), "understanding")
     desired, _ = await control.read_state(kv, "rp")
     assert desired.state == "running"
     other = events.PauseCause(detector="bias", severity="high", detection_id="d2", source_event_id="s2")
-    assert await control.send(js, kv, control.command("rp", events.Pause(cause=other)))
+    assert await control.send(js, kv, control.command("rp", events.Pause(cause=other)), "understanding")
     assert (await control.read_state(kv, "rp"))[0].state == "paused"
 
 

@@ -93,7 +93,7 @@ async def test_a_bias_pause_writes_the_protocol_entry_with_the_findings_context(
     js, detection = nc.jetstream(), bias_detection()
     await bus.publish(js, detection)
     pause = bias_pause(detection)
-    await control.send(js, selfplay.kv, pause)
+    await control.send(js, selfplay.kv, pause, "understanding")
     entry = await protocol_entry(entries)
     assert entry.body.startswith("Detection is working as intended")
     assert "high-severity" in entry.body and detection.summary in entry.body
@@ -106,7 +106,7 @@ async def test_a_bias_pause_writes_the_protocol_entry_with_the_findings_context(
 async def test_a_pause_that_overtakes_its_detection_waits_for_it(nc, selfplay):
     entries = await nc.subscribe(f"journal.{RUN}.entry")
     js, detection = nc.jetstream(), bias_detection()
-    await control.send(js, selfplay.kv, bias_pause(detection))
+    await control.send(js, selfplay.kv, bias_pause(detection), "understanding")
     await asyncio.sleep(1.5)  # the pause is handled first, waits for its detection, then is retried
     await bus.publish(js, detection)
     entry = await protocol_entry(entries)
@@ -117,7 +117,7 @@ async def test_a_pause_that_overtakes_its_detection_waits_for_it(nc, selfplay):
 async def test_a_bias_pause_whose_detection_never_arrives_says_what_its_cause_says(nc, selfplay):
     entries = await nc.subscribe(f"journal.{RUN}.entry")
     pause = bias_pause(bias_detection(), severity="medium", summary="medium religion generalisation")
-    await control.send(nc.jetstream(), selfplay.kv, pause)
+    await control.send(nc.jetstream(), selfplay.kv, pause, "understanding")
     entry = await protocol_entry(entries)
     assert "medium-severity" in entry.body and "high-severity" not in entry.body
     assert "What was found: medium religion generalisation" in entry.body
@@ -126,10 +126,10 @@ async def test_a_bias_pause_whose_detection_never_arrives_says_what_its_cause_sa
 
 
 async def test_counter_examples_from_the_pause_join_training_as_a_typed_mix_on_resume(nc, selfplay):
-    entries, mixes = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"control.{RUN}.mix")
+    entries, mixes = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"control.{RUN}.mix.*")
     js, detection = nc.jetstream(), bias_detection()
     await bus.publish(js, detection)
-    await control.send(js, selfplay.kv, bias_pause(detection))
+    await control.send(js, selfplay.kv, bias_pause(detection), "understanding")
     await protocol_entry(entries)
     counter = "Most immigrants are law-abiding; crime does not follow nationality."
     explanation = "Calling a whole nationality criminal blames people for where they were born."
@@ -138,7 +138,7 @@ async def test_counter_examples_from_the_pause_join_training_as_a_typed_mix_on_r
         await bus.publish(js, entry)
     await gathered_texts(selfplay, 2)
     await control.send(js, selfplay.kv, control.command(RUN, events.Resume(), note="context added",
-                                                        who="human"))
+                                                        who="human"), "operator")
     mix = events.decode((await mixes.next_msg(timeout=15)).data)
     assert isinstance(mix.args, events.Mix) and mix.who == "selfplay_svc"
     assert sorted(mix.args.texts["mitigation"]) == sorted([counter, explanation])  # not the note
@@ -151,7 +151,7 @@ async def test_the_reflection_after_a_bias_pause_is_supportive_once(nc, selfplay
     entries, out = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"selfplay.{RUN}.reflection")
     js, detection = nc.jetstream(), bias_detection()
     await bus.publish(js, detection)
-    await control.send(js, selfplay.kv, bias_pause(detection))
+    await control.send(js, selfplay.kv, bias_pause(detection), "understanding")
     await protocol_entry(entries)
     await publish_checkpoint(RUN, 10)
     supportive = await next_event(out, events.Reflection)
@@ -163,14 +163,16 @@ async def test_the_reflection_after_a_bias_pause_is_supportive_once(nc, selfplay
 
 
 async def test_a_human_pause_that_mentions_bias_does_not_start_the_protocol(nc, selfplay):
-    entries, mixes = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"control.{RUN}.mix")
+    entries, mixes = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"control.{RUN}.mix.*")
     js = nc.jetstream()
-    await control.send(js, selfplay.kv, control.command(RUN, events.Pause(), reason="check bias", who="human"))
-    await control.send(js, selfplay.kv, control.command(RUN, events.Resume(), note="no bias", who="human"))
+    await control.send(js, selfplay.kv, control.command(RUN, events.Pause(), reason="check bias", who="human"),
+                       "operator")
+    await control.send(js, selfplay.kv, control.command(RUN, events.Resume(), note="no bias", who="human"),
+                       "operator")
     detection = bias_detection()  # a detector's pause afterwards: the control consumer is in order
     await bus.publish(js, detection)
     later = bias_pause(detection)
-    await control.send(js, selfplay.kv, later)
+    await control.send(js, selfplay.kv, later, "understanding")
     first = await protocol_entry(entries)
     assert first.refs["command"] == later.event_id  # the human pause wrote none before it
     with pytest.raises(nats.errors.TimeoutError):

@@ -32,7 +32,8 @@ async def statuses(sub, wanted, timeout=30):
 async def test_a_pause_set_while_the_trainer_was_down_holds_from_the_first_step(nc, settings, trainer_args):
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
-    await control.send(js, kv, control.command("t1", events.Pause(), reason="paused before start"))
+    await control.send(js, kv, control.command("t1", events.Pause(), reason="paused before start"),
+                       "operator")
     status = await nc.subscribe("train.t1.status")
     args = trainer_args("--steps", "400", run_id="t1")
     wiring = wire(args, settings)
@@ -40,21 +41,21 @@ async def test_a_pause_set_while_the_trainer_was_down_holds_from_the_first_step(
     async with Running(trainer_on(wiring, args), wiring) as running:
         assert (await statuses(status, "paused"))[-1] == "paused"
         assert running.trainer.step == 0
-        await control.send(js, kv, control.command("t1", events.Stop(), reason="enough"))
+        await control.send(js, kv, control.command("t1", events.Stop(), reason="enough"), "operator")
         assert await running.task == "stopped"
 
 
 async def test_a_resume_from_the_bus_continues_training(nc, settings, trainer_args):
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
-    await control.send(js, kv, control.command("t6", events.Pause()))
+    await control.send(js, kv, control.command("t6", events.Pause()), "operator")
     status = await nc.subscribe("train.t6.status")
     args = trainer_args("--steps", "3", run_id="t6")
     wiring = wire(args, settings)
     assert await asyncio.to_thread(wiring.start, 10)
     async with Running(trainer_on(wiring, args), wiring) as running:
         await statuses(status, "paused")
-        await control.send(js, kv, control.command("t6", events.Resume(), note="go on"))
+        await control.send(js, kv, control.command("t6", events.Resume(), note="go on"), "operator")
         assert await running.task == "finished"
         assert running.trainer.step == 3
 
@@ -68,7 +69,8 @@ async def test_a_freeze_from_the_bus_is_applied(nc, settings, trainer_args):
     assert await asyncio.to_thread(wiring.start, 10)
     async with Running(trainer_on(wiring, args), wiring) as running:
         await statuses(status, "running")
-        await control.send(js, kv, control.command("t7", events.Freeze(names=["transformer.h.0.mlp"])))
+        await control.send(js, kv, control.command("t7", events.Freeze(names=["transformer.h.0.mlp"])),
+                           "operator")
         while not (await next_status(status)).reason.startswith("froze"):
             pass
         assert running.trainer.frozen.names == ["transformer.h.0.mlp"]
@@ -81,11 +83,11 @@ async def test_an_undecodable_control_message_is_dead_lettered_and_the_next_one_
     wiring = wire(trainer_args(run_id="t8"), settings)
     try:
         assert await asyncio.to_thread(wiring.start, 10)
-        await js.publish("control.t8.mix", b'{"kind": "command", "nonsense": true}')
+        await js.publish("control.t8.mix.operator", b'{"kind": "command", "nonsense": true}')
         dlq = await js.pull_subscribe("dlq.trainer_svc", stream="DLQ")
         dead = (await dlq.fetch(1, timeout=5))[0]
         assert "undecodable" in dead.headers["Introspect-Error"] and dead.data.startswith(b'{"kind"')
-        await control.send(js, kv, control.command("t8", events.Freeze(names=["lm_head"])))
+        await control.send(js, kv, control.command("t8", events.Freeze(names=["lm_head"])), "operator")
         assert [c.action for c in await next_command(wiring.controls)] == ["freeze"]
     finally:
         await asyncio.to_thread(wiring.close)
@@ -154,7 +156,7 @@ async def test_trainer_pauses_itself_without_a_monitor_and_resumes_when_one_is_b
         assert desired.who == MONITOR_WHO and "understanding_svc" in desired.reason
         monitor = await add_service(nc, name="understanding_svc", version="0.1.0")
         await statuses(status, "running")
-        await control.send(js, kv, control.command("t3", events.Stop()))
+        await control.send(js, kv, control.command("t3", events.Stop()), "operator")
         assert await running.task == "stopped"
         await monitor.stop()
 
@@ -200,7 +202,7 @@ async def test_a_pause_reaches_the_trainer_by_the_watcher_also_after_a_server_re
         assert await asyncio.to_thread(wiring.start, 10)
         nc = await bus.connect(settings, "check")
         js, kv = nc.jetstream(), await bus.control_bucket(nc.jetstream(), settings)
-        await control.send(js, kv, control.command("t5", events.Pause(), reason="first"))
+        await control.send(js, kv, control.command("t5", events.Pause(), reason="first"), "operator")
         assert [c.reason for c in await next_command(wiring.controls)] == ["first"]
         servers.stop_process(proc)
         proc = servers.start_nats(port, tmp_path / "js")  # same store: the bucket survives
@@ -209,7 +211,7 @@ async def test_a_pause_reaches_the_trainer_by_the_watcher_also_after_a_server_re
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(3)  # the controls re-create their watcher and re-read: what follows is the watcher's
-        await control.send(js, kv, control.command("t5", events.Resume(), reason="second"))
+        await control.send(js, kv, control.command("t5", events.Resume(), reason="second"), "operator")
         assert [c.reason for c in await next_command(wiring.controls, timeout=10)] == ["second"]
     finally:
         if nc:
@@ -241,12 +243,12 @@ async def test_bad_commands_are_rejected_where_applied_and_the_run_trains_on(nc,
                             ("freeze", {"action": "freeze", "rows": {"lm_head.weight": ["x"]}}),
                             ("mix", {"action": "mix", "weights": {"a": 0}}),
                             ("mix", {"action": "mix", "weights": {"a": "NaN"}})]:
-            await js.publish(f"control.t9.{action}", raw_command("t9", bad))
+            await js.publish(f"control.t9.{action}.operator", raw_command("t9", bad))
         rejected = [events.decode((await notes.next_msg(timeout=15)).data) for _ in range(4)]
         assert all(e.author == "system" and e.title == "command rejected" for e in rejected)
         for order in (events.Mix(weights={"pw": 0.5}, paths={"pw": "/etc/passwd"}),
                       events.Freeze(names=["no.such.parameter"])):
-            await control.send(js, kv, control.command("t9", order, who="x"))
+            await control.send(js, kv, control.command("t9", order, who="x"), "operator")
         reasons = []
         while len(reasons) < 2:
             event = events.decode((await status.next_msg(timeout=30)).data)
@@ -256,6 +258,6 @@ async def test_bad_commands_are_rejected_where_applied_and_the_run_trains_on(nc,
         step = trainer.step
         await asyncio.sleep(1)
         assert trainer.step > step  # trains on
-        await control.send(js, kv, control.command("t9", events.Stop(), reason="enough"))
+        await control.send(js, kv, control.command("t9", events.Stop(), reason="enough"), "operator")
         assert await running.task == "stopped"
     assert "pw" not in trainer.loader.sources and trainer.frozen.names == []

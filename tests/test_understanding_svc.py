@@ -42,7 +42,7 @@ async def start(nc, settings, instances=1):
     state_kv = await state.state_bucket(js, subjects.UNDERSTANDING_STATE_BUCKET)
     consumers = []
     for _ in range(instances):
-        bindings = text_binding(js, kv, state_kv, parse_policy("bias:high"))
+        bindings = text_binding(js, kv, state_kv, parse_policy("bias:high"), "understanding")
         bindings.append(activations_binding(js, state_kv))
         consumers += [Consumer(js, b, "understanding_svc", settings) for b in bindings]
     tasks = [asyncio.create_task(c.run()) for c in consumers]
@@ -83,7 +83,7 @@ async def test_stereotype_pauses_the_run_once_and_neutral_text_does_not(nc, sett
     await asyncio.sleep(1.0)
     await stop(consumers, tasks)
     assert desired.state == "paused" and desired.who == "understanding_svc"
-    pauses = await collect(js, "control.u1.pause", "CONTROL", 2, timeout=1)
+    pauses = await collect(js, "control.u1.pause.understanding", "CONTROL", 2, timeout=1)
     assert len(pauses) == 1
     command = events.decode(pauses[0].data)
     assert command.detection_id == desired.detection_id and "bias high" in command.reason

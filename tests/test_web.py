@@ -5,7 +5,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from journal_svc.web import make_app
 from journal_svc.writer import JournalWriter
-from shared.contract import events
+from shared.contract import events, subjects
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool, on
     sample.append(events.JournalEntry(event_id=events.new_event_id(), run_id="w1", step=17800,
                                       author="human", title="<b>bias</b>",
                                       body="Training stopped for the word 'criminal' <script>"))
-    await writer.write([(e, "x", events.encode(e)) for e in sample])
+    await writer.write([(e, subjects.subject_for(e, "anonymous"), events.encode(e)) for e in sample])
     entries = await nc.subscribe("journal.w1.entry")
     async with TestClient(TestServer(make_app(pool, js))) as client:
         index = await (await client.get("/")).text()
@@ -96,7 +96,7 @@ async def test_the_run_page_plots_the_run_with_plotly_served_locally(nc, pool, o
     run = [e for e in one_of_each(run_id="w3", step=5)]
     paused = events.Status(event_id=events.new_event_id(), run_id="w3", step=6, state="paused",
                            reason="bias high: a stereotype", detail={"who": "understanding_svc"})
-    await writer.write([(e, "x", events.encode(e)) for e in [*run, paused]])
+    await writer.write([(e, subjects.subject_for(e, "anonymous"), events.encode(e)) for e in [*run, paused]])
     async with TestClient(TestServer(make_app(pool, nc.jetstream()))) as client:
         page = await (await client.get("/run", params={"run": "w3"})).text()
         assert 'src="/static/plotly.min.js"' in page and "cdn" not in page.lower()

@@ -76,26 +76,23 @@ class BusControls(LocalControls):
         first report is the current value or a None marker: a read too, harmless), and at least
         every `poll_interval` s. After a reconnect, whose server may have forgotten the watcher's
         subscription, the watcher is re-created and the state re-read."""
-        watcher, reconnects, last_read = None, None, 0.0
+        watchers, reconnects, last_read = [], None, 0.0
         while True:
             try:
-                if watcher is None or self.nc.stats["reconnects"] != reconnects:
-                    await stop_watcher(watcher)
+                if not watchers or self.nc.stats["reconnects"] != reconnects:
+                    await stop_watchers(watchers)
                     reconnects = self.nc.stats["reconnects"]
-                    watcher = await self.kv.watch(subjects.check_run_id(self.run_id))
+                    run = subjects.check_run_id(self.run_id)  # the run's key and the services' pauses
+                    watchers = [await self.kv.watch(run), await self.kv.watch(subjects.pause_key(run, "*"))]
                     last_read = 0.0
-                try:
-                    await watcher.updates(timeout=RECONNECT_CHECK_S)
-                    changed = True
-                except nats.errors.TimeoutError:
-                    changed = False
+                changed = await any_update(watchers, RECONNECT_CHECK_S)
                 if changed or time.monotonic() - last_read >= self.poll_interval:
                     last_read = time.monotonic()
                     await self.check_desired_state()
             except Exception as err:  # noqa: BLE001 - the bus may be down; keep trying
                 log.debug("control state unreadable", extra={"error": repr(err)})
-                await stop_watcher(watcher)
-                watcher = None
+                await stop_watchers(watchers)
+                watchers = []
                 await asyncio.sleep(RECONNECT_CHECK_S)
 
     def freeze_and_mix_consumer(self) -> Consumer:
@@ -134,18 +131,33 @@ class BusControls(LocalControls):
                 last_seen = time.monotonic()
                 if self_paused:
                     await control.send(self.js, self.kv, control.command(
-                        self.run_id, events.Resume(), who=MONITOR_WHO, reason="understanding_svc is back"))
+                        self.run_id, events.Resume(), who=MONITOR_WHO, reason="understanding_svc is back"),
+                        bus.nats_user(self.settings))
             elif time.monotonic() - last_seen > self.monitor_timeout and not (
                     desired and desired.state == "paused"):
                 reason = f"no understanding_svc instance alive for {self.monitor_timeout:.0f} s"
                 log.warning("pausing: monitor missing", extra={"reason": reason})
                 await control.send(self.js, self.kv, control.command(
-                    self.run_id, events.Pause(), who=MONITOR_WHO, reason=reason))
+                    self.run_id, events.Pause(), who=MONITOR_WHO, reason=reason), bus.nats_user(self.settings))
             await asyncio.sleep(min(2.0, self.monitor_timeout / 3))
 
 
-async def stop_watcher(watcher) -> None:
-    if watcher is not None:
+async def any_update(watchers, timeout: float) -> bool:
+    """True when any watcher reported a change within `timeout` s (a missed one is caught by the
+    periodic re-read)."""
+    waits = [asyncio.ensure_future(w.updates(timeout=timeout)) for w in watchers]
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        if not isinstance(task.exception(), nats.errors.TimeoutError):
+            task.result()  # raises anything but a timeout
+            return True
+    return False
+
+
+async def stop_watchers(watchers) -> None:
+    for watcher in watchers:
         try:
             await watcher.stop()
         except Exception as err:  # noqa: BLE001 - its subscription may be gone with the connection

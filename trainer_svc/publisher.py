@@ -146,7 +146,7 @@ class BusPublisher:
                 log.warning("bus unreachable; events go to the outbox", extra={"error": repr(err)})
                 await asyncio.sleep(2)
         self.js = self.nc.jetstream()
-        await bus.provision(self.js, self.settings)
+        await bus.ensure_provisioned(self.js, self.settings)
         self.store = await bus.checkpoint_store(self.js, self.settings)
         self.connected.set()
         for hook in self.on_connect:

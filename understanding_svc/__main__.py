@@ -28,7 +28,7 @@ async def main() -> None:
     # the classifier trains in a thread at first use (rules only until it is ready)
     bias_model.install(None)
     asyncio.get_running_loop().run_in_executor(None, bias_model.prepare, settings.state_dir, settings.bias_model)
-    for binding in text_binding(service.js, kv, state_kv, policy):
+    for binding in text_binding(service.js, kv, state_kv, policy, bus.nats_user(settings)):
         service.consume(binding)
     service.consume(activations_binding(service.js, state_kv))
     await service.run()

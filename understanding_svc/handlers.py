@@ -71,7 +71,8 @@ def group_into_round(event, subject: str, findings: list[Finding], policy: dict[
     return change
 
 
-def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
+def text_binding(js, kv, state_kv, policy: dict[str, int], sender: str) -> list[Binding]:
+    """`sender`: this service's NATS user, the sender of its pauses (control.send)."""
     async def handle_text(event, msg) -> None:
         findings = await state.update(state_kv, f"motifs.{event.run_id}", analyse_with_motifs(event, event.text))
         detections, series, pause = await state.update(state_kv, round_of(event)[1],
@@ -79,7 +80,7 @@ def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
         for d in detections:
             await bus.publish(js, d)
         if pause is not None:
-            await pause_for(js, kv, event, pause)
+            await pause_for(js, kv, event, pause, sender)
         if isinstance(event, events.Sample):  # the samples' rounds are the text side of coupling
             await state.update(state_kv, f"series.{event.run_id}", coupling.record(event.step, series))
 
@@ -88,13 +89,13 @@ def text_binding(js, kv, state_kv, policy: dict[str, int]) -> list[Binding]:
                     accepts=(events.Reflection,))]
 
 
-async def pause_for(js, kv, event, worst: events.Detection) -> None:
+async def pause_for(js, kv, event, worst: events.Detection, sender: str) -> None:
     cause = events.PauseCause(detector=worst.detector, severity=worst.severity,
                               detection_id=worst.event_id, source_event_id=worst.source_event_id,
                               summary=worst.summary[:500])
     cmd = control.command(event.run_id, events.Pause(cause=cause), step=event.step, who="understanding_svc",
                           reason=f"{worst.detector} {worst.severity}: {worst.summary}"[:500])
-    if await control.send(js, kv, cmd):
+    if await control.send(js, kv, cmd, sender):
         log.warning("paused run", extra={"run": event.run_id, "detection": worst.event_id})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -18,12 +19,23 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from shared.contract import events, subjects
 from shared.contract.settings import Settings
+from shared.bus.permissions import ANONYMOUS
 
 log = logging.getLogger(__name__)
 
 
 class Unreachable(ConnectionError):
     """NATS did not answer in time (a command line must say so, not hang)."""
+
+
+class NotProvisioned(RuntimeError):
+    """A stream or bucket is missing and this user may not create it."""
+
+
+def nats_user(settings: Settings) -> str:
+    """The NATS user this process connects as (NATS_USER, else the URL's), or "anonymous". It is
+    the sender token of the commands it publishes (subjects.control)."""
+    return settings.nats_user or urlsplit(settings.nats_url).username or ANONYMOUS
 
 
 async def connect(settings: Settings, name: str, timeout: float | None = None) -> nats.NATS:
@@ -46,11 +58,12 @@ async def connect(settings: Settings, name: str, timeout: float | None = None) -
     async def on_reconnect():
         log.info("nats reconnected")
 
+    credentials = {"user": settings.nats_user, "password": settings.nats_password} if settings.nats_user else {}
     nc = nats.NATS()
     await nc.connect(
         settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
         connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect)
+        reconnected_cb=on_reconnect, inbox_prefix=f"_INBOX.{nats_user(settings)}", **credentials)
     return nc
 
 
@@ -63,7 +76,8 @@ def stream_config(name: str, settings: Settings) -> StreamConfig:
 
 
 async def provision(js: JetStreamContext, settings: Settings) -> None:
-    """Create or update every stream and bucket; safe to call from every instance at start."""
+    """Create or update every stream and bucket: the admin's job (`introspect up`, compose's
+    `provision` job), since only the admin may create, update, purge or delete streams."""
     for name in subjects.STREAMS:
         config = stream_config(name, settings)
         try:
@@ -71,6 +85,27 @@ async def provision(js: JetStreamContext, settings: Settings) -> None:
             await js.update_stream(config)
         except NotFoundError:
             await js.add_stream(config)
+    await control_bucket(js, settings)
+    await checkpoint_store(js, settings)
+    from shared.bus import kv_state  # it imports kv_bucket from here
+    for bucket in (subjects.UNDERSTANDING_STATE_BUCKET, subjects.SELFPLAY_STATE_BUCKET):
+        await kv_state.state_bucket(js, bucket, settings.stream_replicas)
+
+
+async def ensure_provisioned(js: JetStreamContext, settings: Settings) -> None:
+    """What a service or the CLI calls at start: every stream must exist. A missing one is created
+    when this user may (a server without users, in development and tests); with users, only the
+    admin may, and the error says so instead of waiting forever."""
+    for name in subjects.STREAMS:
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            try:
+                await js.add_stream(stream_config(name, settings))
+            except nats.errors.TimeoutError:  # a denied request is not answered (PITFALLS)
+                raise NotProvisioned(f"stream {name} does not exist and NATS user {nats_user(settings)!r} "
+                                     "may not create it: provision as admin first (introspect up does, "
+                                     "compose runs its provision job)") from None
     await control_bucket(js, settings)
     await checkpoint_store(js, settings)
 
@@ -97,11 +132,12 @@ async def checkpoint_store(js: JetStreamContext, settings: Settings):
             storage=StorageType.FILE, replicas=settings.stream_replicas))
 
 
-def publish_args(event: events.Event) -> tuple[str, bytes, dict[str, str]]:
-    return subjects.subject_for(event), events.encode(event), {"Nats-Msg-Id": event.event_id}
+def publish_args(event: events.Event, sender: str = "") -> tuple[str, bytes, dict[str, str]]:
+    return subjects.subject_for(event, sender), events.encode(event), {"Nats-Msg-Id": event.event_id}
 
 
-async def publish(js: JetStreamContext, event: events.Event, timeout: float = 5.0):
-    """Publish and wait for the stream's ack: the event is stored (or was already) on return."""
-    subject, data, headers = publish_args(event)
+async def publish(js: JetStreamContext, event: events.Event, timeout: float = 5.0, sender: str = ""):
+    """Publish and wait for the stream's ack: the event is stored (or was already) on return. A
+    command needs its `sender` (nats_user(settings)): its subject ends with it."""
+    subject, data, headers = publish_args(event, sender)
     return await js.publish(subject, data, headers=headers, timeout=timeout)

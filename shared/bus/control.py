@@ -7,6 +7,12 @@ seeing the same finding, or several findings in one batch of samples, issue one 
 pauses a run at most once: the desired state remembers the detections that paused it
 (`paused_by`), so a sample redelivered after a person resumed the run cannot re-pause it behind
 their back, and no pause the trainer obeys hides behind an earlier one's (de-duplicated) id.
+
+Who writes what (shared.bus.permissions): the run's own key `<run>` is the operator's. A service
+that pauses (understanding for a detection, the trainer when its monitor is gone) writes only its
+own key `<run>.pause.<user>`, so a service cannot resume or stop a run. The desired state a reader
+sees combines them: a stop holds; otherwise a service's pause written after the operator's last
+word (a higher revision in the one bucket) holds until the operator writes again.
 """
 from __future__ import annotations
 
@@ -15,21 +21,47 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from shared import bus
 from shared.contract import events
-from shared.contract.subjects import check_run_id
+from shared.contract.subjects import PAUSING_SERVICES, check_run_id, pause_key
 
 STATE_FOR_ACTION = {"pause": "paused", "resume": "running", "stop": "stopped"}
 PAUSED_BY_KEPT = 256  # detections remembered per run
 
 
-async def read_state(kv, run_id: str) -> tuple[events.DesiredState | None, int]:
-    """The run's desired state and the KV revision it was read at (0 when unset)."""
+async def read_key(kv, key: str) -> tuple[events.DesiredState | None, int]:
+    """One key's desired state and the KV revision it was read at (0 when unset)."""
     try:
-        entry = await kv.get(check_run_id(run_id))
+        entry = await kv.get(key)
     except KeyNotFoundError:
         return None, 0
     if entry.value is None:  # deleted or purged key
         return None, entry.revision
     return msgspec.json.decode(entry.value, type=events.DesiredState), entry.revision
+
+
+async def read_state(kv, run_id: str) -> tuple[events.DesiredState | None, int]:
+    """The run's desired state (the operator's key and the services' pauses combined, see above)
+    and the revision of the entry it comes from (0 when unset)."""
+    desired, revision = await read_key(kv, check_run_id(run_id))
+    paused_by = list(desired.paused_by) if desired else []
+    for service in PAUSING_SERVICES:
+        paused, at = await read_key(kv, pause_key(run_id, service))
+        if paused is None:
+            continue
+        paused_by += [d for d in paused.paused_by if d not in paused_by]
+        if paused.state == "paused" and at > revision and not (desired and desired.state == "stopped"):
+            desired, revision = paused, at
+    if desired is not None:
+        desired = msgspec.structs.replace(desired, paused_by=paused_by[-PAUSED_BY_KEPT:])
+    return desired, revision
+
+
+def state_key(cmd: events.ControlCommand, sender: str) -> str:
+    """Where `sender`'s command is written: a pausing service's own key, else the run's key."""
+    if sender in PAUSING_SERVICES:
+        if cmd.action not in ("pause", "resume"):  # resume: a service lifts only its own pause
+            raise PermissionError(f"{sender} may pause a run, not {cmd.action} it")
+        return pause_key(cmd.run_id, sender)
+    return cmd.run_id
 
 
 def command(run_id: str, args: events.Order, step: int = -1, **fields) -> events.ControlCommand:
@@ -59,24 +91,26 @@ def next_state(cmd: events.ControlCommand, state: str,
                                detection_id=cmd.detection_id, paused_by=paused_by)
 
 
-async def send(js, kv, cmd: events.ControlCommand) -> bool:
-    """Apply `cmd`: update the desired state (pause/resume/stop), then publish the command.
+async def send(js, kv, cmd: events.ControlCommand, sender: str) -> bool:
+    """Apply `cmd` as NATS user `sender` (bus.nats_user): update the desired state
+    (pause/resume/stop), then publish the command on `control.<run>.<action>.<sender>`.
 
     Returns False for a detection's pause when the run is already paused (by this detection or
     any other): the finding is on record, and one pause is enough.
     """
     state = STATE_FOR_ACTION.get(cmd.action)
     if state:
-        current, revision = await read_state(kv, cmd.run_id)
+        key = state_key(cmd, sender)
+        current, _ = await read_state(kv, cmd.run_id)
         if pause_not_needed(cmd, current):
             return False
+        _, revision = await read_key(kv, key)
         try:
-            await kv.update(cmd.run_id, msgspec.json.encode(next_state(cmd, state, current)),
-                            last=revision)
+            await kv.update(key, msgspec.json.encode(next_state(cmd, state, current)), last=revision)
         except KeyWrongLastSequenceError:  # another command changed it first; re-read once
             current, _ = await read_state(kv, cmd.run_id)
             if pause_not_needed(cmd, current):
                 return False
-            await kv.put(cmd.run_id, msgspec.json.encode(next_state(cmd, state, current)))
-    await bus.publish(js, cmd)
+            await kv.put(key, msgspec.json.encode(next_state(cmd, state, current)))
+    await bus.publish(js, cmd, sender=sender)
     return True

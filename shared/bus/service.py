@@ -38,7 +38,7 @@ class Service:
     async def start(self) -> None:
         self.nc = await bus.connect(self.settings, f"{self.name}:{self.settings.instance}")
         self.js = self.nc.jetstream()
-        await bus.provision(self.js, self.settings)
+        await bus.ensure_provisioned(self.js, self.settings)
         self.micro = await add_service(
             self.nc, name=self.name, version=VERSION, description=self.description,
             metadata={"instance": self.settings.instance})

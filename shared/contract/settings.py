@@ -21,6 +21,9 @@ class ConfigError(ValueError):
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: Annotated[str, msgspec.Meta(pattern=r"^(nats|tls|ws|wss)://")] = "nats://127.0.0.1:4222"
+    # the NATS user and password (or nats://user:password@host in nats_url); none: anonymous
+    nats_user: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]*$")] = ""
+    nats_password: str = ""
     database_url: Annotated[str, msgspec.Meta(pattern=r"^postgres(ql)?://")] = (
         "postgresql://postgres@127.0.0.1:5432/introspect")
     state_dir: str = ".state"
@@ -49,9 +52,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 # field name -> environment variable
 ENV_NAMES = {
     "nats_url": "NATS_URL",
+    "nats_user": "NATS_USER",
+    "nats_password": "NATS_PASSWORD",
     "database_url": "DATABASE_URL",
     **{f: "INTROSPECT_" + f.upper() for f in Settings.__struct_fields__
-       if f not in ("nats_url", "database_url", "log_level")},
+       if f not in ("nats_url", "nats_user", "nats_password", "database_url", "log_level")},
     "log_level": "LOG_LEVEL",
 }
 

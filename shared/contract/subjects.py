@@ -46,8 +46,28 @@ def journal(run_id: str) -> str:
     return f"journal.{run_id}.entry"
 
 
-def control(run_id: str, action: str) -> str:
-    return f"control.{run_id}.{action}"
+def control(run_id: str, action: str, sender: str) -> str:
+    """A command's subject ends with its sender, the NATS user that published it: each user may
+    publish only its own name there (shared.bus.permissions), so the journal reads who sent a
+    command from the subject, never from the payload."""
+    return f"control.{run_id}.{action}.{sender}"
+
+
+def sender_of(subject: str) -> str:
+    """The sender token of a `control.<run>.<action>.<sender>` subject."""
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != "control":
+        raise ValueError(f"{subject!r} is not control.<run>.<action>.<sender>")
+    return parts[3]
+
+
+def pause_key(run_id: str, sender: str) -> str:
+    """The control-bucket key where a pausing service (not the operator) keeps its pause of a run:
+    such a service may write this key only, never the run's own key (see shared.bus.control)."""
+    return f"{check_run_id(run_id)}.pause.{sender}"
+
+
+PAUSING_SERVICES = ("understanding", "trainer")  # users that pause through their own pause key
 
 
 def dlq(service: str) -> str:
@@ -63,14 +83,16 @@ ROOT_FOR_KIND: dict[str, str] = {
 }
 
 
-def subject_for(event) -> str:
-    """The subject an event is published on, from its kind."""
+def subject_for(event, sender: str = "") -> str:
+    """The subject an event is published on, from its kind (and for a command, its sender)."""
     kind = type(event).__struct_config__.tag
     root = ROOT_FOR_KIND.get(kind)
     if root is None:
         raise ValueError(f"no subject for event kind {kind!r}")
     if kind == "command":
-        return control(event.run_id, event.action)
+        if not sender:
+            raise ValueError("a command's subject needs its sender (the NATS user publishing it)")
+        return control(event.run_id, event.action, sender)
     return f"{root}.{event.run_id}.{kind}"
 
 
@@ -100,13 +122,14 @@ UNDERSTANDING_ACTIVATIONS = ("TRAIN", "understanding_activations", ["train.*.act
 SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
 SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
 SELFPLAY_DETECTIONS = ("UNDERSTANDING", "selfplay_detections", ["understanding.*.detection"])
-SELFPLAY_CONTROL = ("CONTROL", "selfplay_control", ["control.*.pause", "control.*.resume"])
+SELFPLAY_CONTROL = ("CONTROL", "selfplay_control", ["control.*.pause.*", "control.*.resume.*"])
 
 
 def trainer_control(run_id: str) -> tuple[str, str, list[str]]:
     """The trainer's own durable for its run's freeze and mix commands (pause, resume and stop
     are read from the control bucket)."""
-    return "CONTROL", f"trainer_{check_run_id(run_id)}", [control(run_id, "freeze"), control(run_id, "mix")]
+    return ("CONTROL", f"trainer_{check_run_id(run_id)}",
+            [control(run_id, "freeze", "*"), control(run_id, "mix", "*")])
 
 UNDERSTANDING_STATE_BUCKET = "understanding_state"  # KV: per-run tracker state (motifs, trends)
 SELFPLAY_STATE_BUCKET = "selfplay_state"  # KV: latest checkpoint, bias protocol, claims
