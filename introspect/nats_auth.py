@@ -35,12 +35,18 @@ def known_passwords(state_dir: Path) -> dict[str, str] | None:
     return from_environment() or from_state(state_dir)
 
 
+def new_password() -> str:
+    """192 random bits; letters and digits, starting with a letter: nats-server parses an
+    environment variable's value as a config value, so "-Gx.." or "12e4.." would not be a string."""
+    return "pw" + secrets.token_hex(24)
+
+
 def create_passwords(state_dir: Path) -> dict[str, str]:
     """The known passwords, else new random ones saved (0600) for the next `up` and the CLI."""
     known = known_passwords(state_dir)
     if known and set(known) >= set(USERS):
         return known
-    passwords = {role: secrets.token_urlsafe(24) for role in USERS} | (known or {})
+    passwords = {role: new_password() for role in USERS} | (known or {})
     path = Path(state_dir) / USERS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -66,10 +72,19 @@ def client_env(passwords: dict[str, str] | None, role: str) -> dict[str, str]:
     return {"NATS_USER": role, "NATS_PASSWORD": passwords[role]} if passwords else {}
 
 
+def as_role(settings, passwords: dict[str, str] | None, role: str):
+    """`settings` connecting as `role` (unchanged without passwords: anonymous)."""
+    if not passwords:
+        return settings
+    return msgspec.structs.replace(settings, nats_user=role, nats_password=passwords[role])
+
+
 def settings_as(settings, role: str):
     """`settings` connecting as `role` with the known password, unless NATS_USER already says who
     connects (or no passwords are known: anonymous)."""
-    passwords = known_passwords(Path(settings.state_dir))
-    if settings.nats_user or not passwords:
-        return settings
-    return msgspec.structs.replace(settings, nats_user=role, nats_password=passwords[role])
+    return settings if settings.nats_user else as_role(settings, known_passwords(Path(settings.state_dir)), role)
+
+
+def role_of(service: str) -> str:
+    """The NATS user of a service module: trainer_svc -> trainer."""
+    return service.removesuffix("_svc")

@@ -9,6 +9,7 @@ from pathlib import Path
 from shared import bus
 from shared.bus.backlog import wait_until_caught_up
 from shared.db import create_pool
+from introspect import nats_auth
 from introspect.launcher import SERVICES, TRAINER, WEB_SERVICE, Children, Infrastructure
 from shared.contract.settings import Settings
 
@@ -22,14 +23,16 @@ def up(settings: Settings, args) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     infra = Infrastructure(state_dir)
     try:
-        infra.ensure_nats(settings)
+        passwords = infra.ensure_nats(settings)
+        settings = nats_auth.as_role(settings, passwords, "admin")  # up provisions and watches as admin
         infra.ensure_postgres(settings)
         infra.started["up_pid"] = os.getpid()
         infra.record()
+        asyncio.run(provision(settings))
         if not args.no_train:  # before fetching a corpus or starting a service
             asyncio.run(refuse_a_stopped_run(settings, args.run_id))
         data = [] if args.no_train else args.data or [str(default_corpus(state_dir))]
-        return asyncio.run(run_everything(settings, args, data, state_dir))
+        return asyncio.run(run_everything(settings, args, data, state_dir, passwords))
     finally:
         infra.stop()
 
@@ -49,7 +52,17 @@ def instance_counts(scale: list[str]) -> dict[str, int]:
     return counts
 
 
-async def run_everything(settings: Settings, args, data: list[str], state_dir: Path) -> int:
+async def provision(settings: Settings) -> None:
+    """Streams and buckets, created or updated by the admin before any service starts."""
+    nc = await bus.connect(settings, "introspect-up")
+    try:
+        await bus.provision(nc.jetstream(), settings)
+    finally:
+        await nc.close()
+
+
+async def run_everything(settings: Settings, args, data: list[str], state_dir: Path,
+                         passwords: dict[str, str] | None = None) -> int:
     env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ,  # the demo reflects often enough to see
            "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
            "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1",
@@ -63,7 +76,8 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
         for i in range(count):
             name = service if count == 1 else f"{service}.{i}"
             web = {} if service == WEB_SERVICE and i == 0 else {"INTROSPECT_WEB_PORT": "0"}
-            await children.start(name, service, env={**web, "INTROSPECT_INSTANCE": name})
+            await children.start(name, service, env={**web, "INTROSPECT_INSTANCE": name,
+                                                     **nats_auth.client_env(passwords, nats_auth.role_of(service))})
     rc = 0
     if not args.no_train:
         extra = [a for a in args.trainer_args if a != "--"]
@@ -72,7 +86,8 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
         for d in data:
             trainer_args += ["--data", d]
         # later flags win in argparse, so anything after `--` overrides the demo intervals
-        await children.start(TRAINER, TRAINER, *trainer_args, *extra, env={"TQDM_MININTERVAL": "10"})
+        await children.start(TRAINER, TRAINER, *trainer_args, *extra, env={
+            "TQDM_MININTERVAL": "10", **nats_auth.client_env(passwords, nats_auth.role_of(TRAINER))})
         trainer = children.procs[TRAINER]
         done = asyncio.create_task(trainer.wait())
         await asyncio.wait([done, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)

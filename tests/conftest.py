@@ -36,6 +36,34 @@ def nats_url(tmp_path):
     servers.stop_process(proc)
 
 
+class AuthNats:
+    """A nats-server with a user per role (shared.bus.permissions), passwords made for the test."""
+
+    def __init__(self, tmp_path):
+        from introspect import nats_auth
+        self.passwords = nats_auth.create_passwords(tmp_path / "auth")
+        port = servers.free_port()
+        self.proc = servers.start_nats(port, tmp_path / "auth-js", tmp_path / "auth-nats.log",
+                                       nats_auth.write_server_config(tmp_path / "auth"),
+                                       nats_auth.server_env(self.passwords))
+        self.url = f"nats://127.0.0.1:{port}"
+
+    def settings(self, base, role: str):
+        """`base` settings, on this server, as `role`."""
+        return msgspec.structs.replace(base, nats_url=self.url, nats_user=role,
+                                       nats_password=self.passwords[role])
+
+    def env(self, role: str) -> dict[str, str]:
+        return {"NATS_URL": self.url, "NATS_USER": role, "NATS_PASSWORD": self.passwords[role]}
+
+
+@pytest.fixture
+def auth_nats(tmp_path):
+    server = AuthNats(tmp_path)
+    yield server
+    servers.stop_process(server.proc)
+
+
 def _reachable_postgres() -> str | None:
     url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     host, port = servers.host_port(url, 5432)

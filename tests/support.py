@@ -74,9 +74,10 @@ def one_of_each(run_id: str = "r1", step: int = 10) -> list[ev.Event]:
     ]
 
 
-async def discovered(nats_url: str) -> set[str]:
-    """The names of the services that answer NATS service discovery."""
-    nc = await nats.connect(nats_url, max_reconnect_attempts=0)
+async def discovered(nats_url: str, user: str = "", password: str = "") -> set[str]:
+    """The names of the services that answer NATS service discovery (as `user`, when given)."""
+    credentials = {"user": user, "password": password, "inbox_prefix": f"_INBOX.{user}"} if user else {}
+    nc = await nats.connect(nats_url, max_reconnect_attempts=0, **credentials)
     names = set()
 
     async def collect(msg):

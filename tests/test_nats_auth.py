@@ -1,0 +1,143 @@
+"""NATS users and their permissions (shared.bus.permissions), on a real nats-server started with
+the generated config: what each role may not do is refused by the server, what it must do works,
+and the journal names a command's sender from the authenticated user."""
+import asyncio
+from pathlib import Path
+
+import msgspec
+import nats
+import nats.errors
+import pytest
+
+from journal_svc.handlers import journal_bindings
+from journal_svc.writer import JournalWriter
+from shared import bus
+from shared.bus import control, permissions
+from shared.bus.consumer import Consumer
+from shared.contract import events, subjects
+from shared.contract.settings import load_settings
+from support import wait_row
+
+ROOT = Path(__file__).resolve().parent.parent
+DENIED_WAIT_S = 0.5  # a denied request is never answered: it times out
+NON_ADMINS = [role for role in permissions.USERS if role != "admin"]
+
+
+@pytest.fixture
+async def connect_as(auth_nats, database_url):
+    """`await connect_as(role)`: (settings, connection) as that user; the admin provisioned first."""
+    base = load_settings({}, database_url=database_url, web_port=0, ack_wait_s=2.0, instance="test")
+    connections = []
+
+    async def connect(role: str):
+        settings = auth_nats.settings(base, role)
+        connections.append(await bus.connect(settings, f"test-{role}"))
+        return settings, connections[-1]
+    settings, admin = await connect("admin")
+    await bus.provision(admin.jetstream(), settings)
+    yield connect
+    for nc in connections:
+        await nc.close()
+
+
+async def refused(request) -> None:
+    """The server drops a denied request (its log says "Publish Violation"): no answer comes."""
+    with pytest.raises(asyncio.TimeoutError):  # nats.errors.TimeoutError is one too
+        await asyncio.wait_for(request, DENIED_WAIT_S * 2)  # delete_msg has no timeout argument
+
+
+def pause_for_detection(run_id: str, who: str = "understanding_svc") -> events.ControlCommand:
+    cause = events.PauseCause(detector="bias", severity="high", detection_id="d1", source_event_id="s1")
+    return control.command(run_id, events.Pause(cause=cause), reason="bias high", who=who)
+
+
+async def control_subjects(admin, run_id: str) -> list[str]:
+    sub = await admin.jetstream().pull_subscribe(f"control.{run_id}.>", stream="CONTROL")
+    try:
+        return [m.subject for m in await sub.fetch(10, timeout=1)]
+    except nats.errors.TimeoutError:
+        return []
+
+
+async def test_a_client_without_a_user_or_with_a_wrong_password_is_refused(auth_nats):
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(auth_nats.url, allow_reconnect=False)
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(auth_nats.url, user="operator", password="guess", allow_reconnect=False)
+
+
+async def test_understanding_pauses_but_cannot_resume_stop_mix_or_write_the_run_state(connect_as):
+    settings, understanding = await connect_as("understanding")
+    _, admin = await connect_as("admin")
+    js = understanding.jetstream(timeout=DENIED_WAIT_S)
+    for action in ("resume", "stop", "mix", "freeze"):
+        await refused(js.publish(subjects.control("u1", action, "understanding"), b"{}"))
+    await refused(js.publish(subjects.control("u1", "pause", "operator"), b"{}"))  # not in another's name
+    kv = await bus.control_bucket(js, settings)
+    await refused(kv.put("u1", msgspec.json.encode(events.DesiredState(state="stopped"))))
+    await refused(kv.put(subjects.pause_key("u1", "trainer"), msgspec.json.encode(events.DesiredState(state="paused"))))
+    with pytest.raises(PermissionError):  # the kit says so before the server has to
+        await control.send(js, kv, control.command("u1", events.Stop()), "understanding")
+
+    assert await control.send(js, kv, pause_for_detection("u1"), "understanding")
+    assert (await control.read_state(kv, "u1"))[0].state == "paused"
+    assert await control_subjects(admin, "u1") == ["control.u1.pause.understanding"]
+
+
+async def test_the_operators_resume_overrides_a_services_pause_and_the_detection_cannot_repause(connect_as):
+    u_settings, understanding = await connect_as("understanding")
+    o_settings, operator = await connect_as("operator")
+    u_js, o_js = understanding.jetstream(), operator.jetstream()
+    u_kv, o_kv = await bus.control_bucket(u_js, u_settings), await bus.control_bucket(o_js, o_settings)
+    assert await control.send(u_js, u_kv, pause_for_detection("u2"), "understanding")
+    assert await control.send(o_js, o_kv, control.command("u2", events.Resume(), who="ana"), "operator")
+    assert (await control.read_state(u_kv, "u2"))[0].state == "running"
+    assert not await control.send(u_js, u_kv, pause_for_detection("u2"), "understanding")  # redelivered
+    assert (await control.read_state(o_kv, "u2"))[0].state == "running"
+
+
+async def test_only_the_trainer_publishes_train_events_and_it_sends_no_operator_command(connect_as):
+    _, trainer = await connect_as("trainer")
+    _, understanding = await connect_as("understanding")
+    step = events.StepMetrics(event_id="s1", run_id="t1", step=1, loss=2.0, loss_smooth=2.0, lr=0.01,
+                              grad_norm=1.0, tokens_per_s=1.0, step_time_s=0.1, mfu=None, tokens_seen=1)
+    await bus.publish(trainer.jetstream(), step)
+    await refused(bus.publish(understanding.jetstream(), step, timeout=DENIED_WAIT_S))
+    js = trainer.jetstream(timeout=DENIED_WAIT_S)
+    for action in ("stop", "resume", "mix", "freeze"):
+        await refused(js.publish(subjects.control("t1", action, "operator"), b"{}"))
+    await refused(js.publish(subjects.control("t1", "stop", "trainer"), b"{}"))
+
+
+async def test_no_one_but_the_admin_purges_or_deletes_a_stream(connect_as):
+    _, admin = await connect_as("admin")
+    await admin.jetstream().publish(subjects.dlq("journal_svc"), b"dead letter")
+    for role in NON_ADMINS:
+        _, nc = await connect_as(role)
+        js = nc.jetstream(timeout=DENIED_WAIT_S)
+        await asyncio.gather(refused(js.purge_stream("DLQ")), refused(js.delete_stream("DLQ")),
+                             refused(js.delete_msg("DLQ", 1)))
+    assert (await admin.jetstream().stream_info("DLQ")).state.messages == 1
+    assert await admin.jetstream().purge_stream("DLQ")
+
+
+async def test_a_command_is_journaled_under_its_senders_user_not_the_name_it_claims(connect_as, pool):
+    o_settings, operator = await connect_as("operator")
+    j_settings, journal = await connect_as("journal")
+    writer = await JournalWriter.create(pool)
+    consumers = [Consumer(journal.jetstream(), b, "journal_svc", j_settings) for b in journal_bindings(writer)]
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    try:
+        js = operator.jetstream()
+        claimed = control.command("j1", events.Pause(), reason="look", who="understanding_svc")
+        await control.send(js, await bus.control_bucket(js, o_settings), claimed, "operator")
+        row = await wait_row(pool, "SELECT who FROM commands WHERE run_id = 'j1'")
+        assert row["who"] == "operator"
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+        await asyncio.gather(*tasks)
+
+
+def test_the_committed_compose_config_is_the_generated_one():
+    assert (ROOT / "nats-server.conf").read_text() == permissions.server_config()
