@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from shared.bus.permissions import ANONYMOUS
 from shared.contract import events, subjects
 
 TABLE_FOR_KIND = {
@@ -46,7 +45,7 @@ def with_sender(event: events.Event, subject: str) -> events.Event:
     if not isinstance(event, events.ControlCommand):
         return event
     sender = subjects.sender_of(subject)
-    return event if sender == ANONYMOUS else msgspec.structs.replace(event, who=sender)
+    return event if sender == subjects.ANONYMOUS else msgspec.structs.replace(event, who=sender)
 
 
 def event_row(event: events.Event, subject: str, raw: bytes) -> tuple:

@@ -12,9 +12,9 @@ class Processes:
     def __init__(self, env, log_dir: Path):
         self.env, self.log_dir, self.procs = env, log_dir, {}
 
-    def start(self, name, *args):
+    def start(self, name, *args, env=None):
         log = open(self.log_dir / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env={**self.env, **(env or {})},
                                             stdout=log, stderr=subprocess.STDOUT)
 
     def cli(self, *args) -> str:

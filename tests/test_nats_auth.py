@@ -141,3 +141,20 @@ async def test_a_command_is_journaled_under_its_senders_user_not_the_name_it_cla
 
 def test_the_committed_compose_config_is_the_generated_one():
     assert (ROOT / "nats-server.conf").read_text() == permissions.server_config()
+
+
+def test_compose_gives_each_service_its_own_user_and_the_server_every_password():
+    import yaml
+    from introspect.launcher import SERVICES, TRAINER
+    from introspect.nats_auth import role_of
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    for name in (*SERVICES, TRAINER):
+        env = services[name]["environment"]
+        role = role_of(name)
+        assert env["NATS_USER"] == role
+        assert env["NATS_PASSWORD"].startswith("${" + permissions.password_variable(role) + ":?")
+    nats_service = services["nats"]
+    assert "./nats-server.conf:/etc/nats/nats-server.conf:ro" in nats_service["volumes"]
+    assert nats_service["command"][:2] == ["-c", "/etc/nats/nats-server.conf"]
+    assert set(nats_service["environment"]) == {permissions.password_variable(r) for r in permissions.USERS}
+    assert services["provision"]["environment"]["NATS_USER"] == "admin"

@@ -1,5 +1,6 @@
-"""`introspect up` starts what is missing (here: NATS) and the services; `introspect down` from
-another shell stops them all cleanly, services first, then the server `up` started."""
+"""`introspect up` starts what is missing (here: NATS, with a user per role) and the services;
+`introspect down` from another shell stops them all cleanly, services first, then the server `up`
+started."""
 import asyncio
 import json
 import os
@@ -39,7 +40,13 @@ def test_up_starts_what_is_missing_and_down_stops_everything(database_url, tmp_p
                           json.loads((state / "servers.json").read_text()), up, log)
         assert record.get("nats_pid"), record  # none was reachable, so up started one
         assert wait_for(lambda: servers.reachable("127.0.0.1", port), up, log)
-        assert wait_for(lambda: asyncio.run(discovered(nats_url)) >= set(SERVICES), up, log), log.read_text()
+        users = state / "nats-users.json"
+        assert users.stat().st_mode & 0o077 == 0  # the passwords are the owner's alone
+        viewer = json.loads(users.read_text())["viewer"]
+        with pytest.raises(Exception, match="Authorization Violation"):
+            asyncio.run(discovered(nats_url))  # anonymous: refused
+        assert wait_for(lambda: asyncio.run(discovered(nats_url, "viewer", viewer)) >= set(SERVICES), up, log), \
+            log.read_text()
         status = subprocess.run([sys.executable, "-m", "introspect.cli", "status"], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=60)
         assert status.returncode == 0, status.stderr

@@ -19,7 +19,6 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from shared.contract import events, subjects
 from shared.contract.settings import Settings
-from shared.bus.permissions import ANONYMOUS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class NotProvisioned(RuntimeError):
 def nats_user(settings: Settings) -> str:
     """The NATS user this process connects as (NATS_USER, else the URL's), or "anonymous". It is
     the sender token of the commands it publishes (subjects.control)."""
-    return settings.nats_user or urlsplit(settings.nats_url).username or ANONYMOUS
+    return settings.nats_user or urlsplit(settings.nats_url).username or subjects.ANONYMOUS
 
 
 async def connect(settings: Settings, name: str, timeout: float | None = None) -> nats.NATS:

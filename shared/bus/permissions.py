@@ -27,14 +27,16 @@ from dataclasses import dataclass, field
 
 from shared.contract import subjects
 
-ANONYMOUS = "anonymous"  # the sender token of a client without a user (a server without auth)
+ANONYMOUS = subjects.ANONYMOUS
 CB, SB, PB = subjects.CONTROL_BUCKET, subjects.SELFPLAY_STATE_BUCKET, subjects.UNDERSTANDING_STATE_BUCKET
 OBJ = f"OBJ_{subjects.CHECKPOINT_BUCKET}"
 
 
 def consumer_create(stream: str) -> list[str]:
-    """Create a consumer: ephemeral (`...CREATE.<stream>`), named or filtered (`...CREATE.<stream>.>`)."""
-    return [f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>"]
+    """Create a consumer: ephemeral (`...CREATE.<stream>`), named or filtered (`...CREATE.<stream>.>`),
+    and ask about it (an ordered consumer, behind KV watchers and object reads, does)."""
+    return [f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.INFO.{stream}.>"]
 
 
 def kv_read(bucket: str) -> list[str]:
@@ -50,7 +52,7 @@ def kv_write(bucket: str, keys: str = ">") -> list[str]:
 def durable(stream: str) -> list[str]:
     """Bind and fetch from durable pull consumers on `stream`, and ack what they deliver."""
     return [f"$JS.API.STREAM.INFO.{stream}", *consumer_create(stream),
-            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>", f"$JS.API.CONSUMER.INFO.{stream}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.ACK.{stream}.>"]
 
 

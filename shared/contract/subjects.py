@@ -67,6 +67,7 @@ def pause_key(run_id: str, sender: str) -> str:
     return f"{check_run_id(run_id)}.pause.{sender}"
 
 
+ANONYMOUS = "anonymous"  # the sender token of a client without a user (a server without users)
 PAUSING_SERVICES = ("understanding", "trainer")  # users that pause through their own pause key
 
 
