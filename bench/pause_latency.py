@@ -49,7 +49,7 @@ async def start_service(settings):
     kv = await bus.control_bucket(js, settings)
     state_kv = await state.state_bucket(js, subjects.UNDERSTANDING_STATE_BUCKET)
     consumers = [Consumer(js, b, "understanding_svc", settings)
-                 for b in text_binding(js, kv, state_kv, parse_policy("bias:high"), "understanding")]
+                 for b in text_binding(js, kv, state_kv, parse_policy("bias:high"), bus.nats_user(settings))]
     return nc, consumers, [asyncio.create_task(c.run()) for c in consumers]
 
 

@@ -161,6 +161,8 @@ async def known_runs(nc, settings) -> dict[str, dict]:
         runs[row["run_id"]] = {"step": row["last_step"], "state": row["state"] or "", "checkpoints": 0}
     kv = await bus.control_bucket(js, settings)
     for key in await bucket_keys(js, subjects.CONTROL_BUCKET):
+        if "." in key:  # a service's pause of a run (<run>.pause.<user>), read with the run's key
+            continue
         desired, _ = await control.read_state(kv, key)
         if desired:
             runs.setdefault(key, {"step": None, "state": "", "checkpoints": 0})["wanted"] = desired.state

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import nats
+import nats.errors
 import pytest
 
 from introspect import servers
@@ -43,8 +45,8 @@ def test_up_starts_what_is_missing_and_down_stops_everything(database_url, tmp_p
         users = state / "nats-users.json"
         assert users.stat().st_mode & 0o077 == 0  # the passwords are the owner's alone
         viewer = json.loads(users.read_text())["viewer"]
-        with pytest.raises(Exception, match="Authorization Violation"):
-            asyncio.run(discovered(nats_url))  # anonymous: refused
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):  # anonymous: refused
+            asyncio.run(nats.connect(nats_url, allow_reconnect=False))
         assert wait_for(lambda: asyncio.run(discovered(nats_url, "viewer", viewer)) >= set(SERVICES), up, log), \
             log.read_text()
         status = subprocess.run([sys.executable, "-m", "introspect.cli", "status"], cwd=ROOT, env=env,
