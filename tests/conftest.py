@@ -41,10 +41,11 @@ class AuthNats:
 
     def __init__(self, tmp_path):
         from introspect import nats_auth
-        self.passwords = nats_auth.create_passwords(tmp_path / "auth")
+        self.state_dir = tmp_path / "auth"  # as `up` leaves it: nats-users.json, nats-auth.conf
+        self.passwords = nats_auth.create_passwords(self.state_dir)
         port = servers.free_port()
         self.proc = servers.start_nats(port, tmp_path / "auth-js", tmp_path / "auth-nats.log",
-                                       nats_auth.write_server_config(tmp_path / "auth"),
+                                       nats_auth.write_server_config(self.state_dir),
                                        nats_auth.server_env(self.passwords))
         self.url = f"nats://127.0.0.1:{port}"
 

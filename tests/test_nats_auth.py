@@ -2,6 +2,9 @@
 the generated config: what each role may not do is refused by the server, what it must do works,
 and the journal names a command's sender from the authenticated user."""
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -59,6 +62,23 @@ async def control_subjects(admin, run_id: str) -> list[str]:
         return []
 
 
+def state(name: str, command_id: str = "") -> events.DesiredState:
+    return events.DesiredState(state=name, command_id=command_id)
+
+
+@pytest.mark.parametrize("operator, services, holds", [
+    ((None, 0), [(state("paused"), 3)], "paused"),                     # a service's pause
+    ((state("running"), 5), [(state("paused"), 3)], "running"),        # resumed after it
+    ((state("stopped"), 2), [(state("paused"), 3)], "stopped"),        # a stop holds
+    ((state("paused"), 2), [(state("running"), 3)], "paused"),         # a lift never ends the operator's pause
+    ((state("running"), 2), [(state("paused"), 3), (state("running", "lift"), 4)], "paused"),  # nor another's
+    ((None, 0), [(state("running", "lift"), 4)], "running"),           # a service lifts its own pause
+    ((state("running"), 2), [(state("stopped"), 3)], "running"),       # a service's key cannot stop
+])
+def test_the_operators_word_and_the_services_pauses_combine(operator, services, holds):
+    assert control.effective(operator, services)[0].state == holds
+
+
 async def test_a_client_without_a_user_or_with_a_wrong_password_is_refused(auth_nats):
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(auth_nats.url, allow_reconnect=False)
@@ -76,6 +96,8 @@ async def test_understanding_pauses_but_cannot_resume_stop_mix_or_write_the_run_
     kv = await bus.control_bucket(js, settings)
     await refused(kv.put("u1", msgspec.json.encode(events.DesiredState(state="stopped"))))
     await refused(kv.put(subjects.pause_key("u1", "trainer"), msgspec.json.encode(events.DesiredState(state="paused"))))
+    await kv.put(subjects.pause_key("u1", "understanding"), msgspec.json.encode(events.DesiredState(state="stopped")))
+    assert (await control.read_state(kv, "u1"))[0] is None  # its own key cannot stop a run
     with pytest.raises(PermissionError):  # the kit says so before the server has to
         await control.send(js, kv, control.command("u1", events.Stop()), "understanding")
 
@@ -138,6 +160,40 @@ async def test_a_command_is_journaled_under_its_senders_user_not_the_name_it_cla
         for consumer in consumers:
             consumer.stop()
         await asyncio.gather(*tasks)
+
+
+async def test_the_trainer_lifts_its_own_monitor_pause_but_not_an_operators(connect_as):
+    t_settings, trainer = await connect_as("trainer")
+    o_settings, operator = await connect_as("operator")
+    t_js, o_js = trainer.jetstream(), operator.jetstream()
+    t_kv, o_kv = await bus.control_bucket(t_js, t_settings), await bus.control_bucket(o_js, o_settings)
+    assert await control.send(t_js, t_kv, control.command("m1", events.Pause(), who="monitor"), "trainer")
+    assert (await control.read_state(t_kv, "m1"))[0].state == "paused"
+    assert await control.send(t_js, t_kv, control.command("m1", events.Resume(), who="monitor"), "trainer")
+    assert (await control.read_state(t_kv, "m1"))[0].state == "running"
+    assert await control.send(o_js, o_kv, control.command("m1", events.Pause(), who="ana"), "operator")
+    assert await control.send(t_js, t_kv, control.command("m1", events.Resume(), who="monitor"), "trainer")
+    assert (await control.read_state(t_kv, "m1"))[0].state == "paused"  # the operator's pause holds
+
+
+async def test_the_cli_finds_its_user_in_the_state_folder_operator_or_admin(auth_nats, connect_as, database_url):
+    """No NATS_USER: the CLI reads <state>/nats-users.json, as `up` leaves it."""
+    env = {**os.environ, "NATS_URL": auth_nats.url, "DATABASE_URL": database_url,
+           "INTROSPECT_STATE_DIR": str(auth_nats.state_dir)}
+    env.pop("NATS_USER", None)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "introspect", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+    done = await asyncio.to_thread(cli, "pause", "--run", "c1", "--wait", "0", "--who", "ana")
+    assert done.returncode == 0, done.stderr
+    _, admin = await connect_as("admin")
+    assert await control_subjects(admin, "c1") == ["control.c1.pause.operator"]
+    await admin.jetstream().publish(subjects.dlq("journal_svc"), b"{}", headers={
+        "Introspect-Subject": "train.c1.step", "Introspect-Error": "test"})
+    done = await asyncio.to_thread(cli, "dlq", "replay")  # republish and delete: the admin's alone
+    assert done.returncode == 0, done.stderr
+    assert (await admin.jetstream().stream_info("DLQ")).state.messages == 0
 
 
 def test_the_committed_compose_config_is_the_generated_one():

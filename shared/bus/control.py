@@ -41,18 +41,33 @@ async def read_key(kv, key: str) -> tuple[events.DesiredState | None, int]:
 async def read_state(kv, run_id: str) -> tuple[events.DesiredState | None, int]:
     """The run's desired state (the operator's key and the services' pauses combined, see above)
     and the revision of the entry it comes from (0 when unset)."""
-    desired, revision = await read_key(kv, check_run_id(run_id))
-    paused_by = list(desired.paused_by) if desired else []
-    for service in PAUSING_SERVICES:
-        paused, at = await read_key(kv, pause_key(run_id, service))
-        if paused is None:
-            continue
-        paused_by += [d for d in paused.paused_by if d not in paused_by]
-        if paused.state == "paused" and at > revision and not (desired and desired.state == "stopped"):
-            desired, revision = paused, at
+    operator = await read_key(kv, check_run_id(run_id))
+    services = [entry for entry in [await read_key(kv, pause_key(run_id, s)) for s in PAUSING_SERVICES]
+                if entry[0] is not None]
+    paused_by = list(operator[0].paused_by) if operator[0] else []
+    for state, _ in services:
+        paused_by += [d for d in state.paused_by if d not in paused_by]
+    desired, revision = effective(operator, services)
     if desired is not None:
         desired = msgspec.structs.replace(desired, paused_by=paused_by[-PAUSED_BY_KEPT:])
     return desired, revision
+
+
+def effective(operator: tuple, services: list[tuple]) -> tuple[events.DesiredState | None, int]:
+    """(state, revision) that holds: the operator's stop; else the newest service pause written
+    after the operator's last word; else the newest of the operator's word and the services'
+    lifts of their own pauses (a lift never ends the operator's pause)."""
+    desired, revision = operator
+    if desired is not None and desired.state == "stopped":
+        return operator
+    # a service's key may say only "paused" or "running" (a lift): its "stopped" counts for nothing
+    newer = [(state, at) for state, at in services if at > revision and state.state in ("paused", "running")]
+    pauses = [entry for entry in newer if entry[0].state == "paused"]
+    if pauses:
+        return max(pauses, key=lambda entry: entry[1])
+    if newer and (desired is None or desired.state == "running"):
+        return max(newer, key=lambda entry: entry[1])
+    return operator
 
 
 def state_key(cmd: events.ControlCommand, sender: str) -> str:
