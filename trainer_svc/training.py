@@ -32,6 +32,7 @@ import torch.distributed as dist
 from shared.contract.events import ControlCommand, Event, MixChange, Status, StepMetrics, stable_event_id
 from shared.model.checkpoint import checkpoint_path, checkpoint_state, load_checkpoint, restore_rng_state
 from trainer_svc import commands, reports
+from trainer_svc.batch_log import BatchLog
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
 from trainer_svc.checkpointing import CheckpointWriter
@@ -121,6 +122,7 @@ class Trainer:
         dtype = torch.bfloat16 if self.placement.use_bf16 else torch.float32
         self.peak_flops = device_peak_flops(self.device, dtype)
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
+        self.batch_log = BatchLog(args.batch_log) if args.batch_log and self.placement.is_main else None
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
 
@@ -162,6 +164,8 @@ class Trainer:
             raise
         finally:
             bar.close()
+            if self.batch_log:
+                self.batch_log.close()
             self.checkpoints.wait()  # never leave a checkpoint half written behind us
 
     def set_learning_rates(self) -> None:
@@ -179,6 +183,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(a.grad_accum):
             x, y = self.loader.next_batch(self.device)
+            if self.batch_log:
+                self.batch_log.write(self.step, micro, x)
             last = micro == a.grad_accum - 1
             with self.train_model.no_sync() if distributed and not last else nullcontext():
                 with self.placement.autocast():
