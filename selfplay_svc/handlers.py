@@ -51,7 +51,8 @@ class SelfPlay:
         latest = {"object_name": cp.object_name, "sha256": cp.sha256, "step": cp.step}
         await state.update(self.state_kv, f"latest.{cp.run_id}",  # checkpoints may arrive out of order
                            lambda saved: (latest if not saved or saved["step"] <= cp.step else saved, None))
-        every = await prompt_store.reflect_every(self.pool, cp.run_id, self.settings.reflect_every)
+        schedule = await control.read_reflect_schedule(self.kv, cp.run_id)
+        every = schedule.every if schedule else self.settings.reflect_every
         if cp.step % every and cp.reason != "final":
             return
         version, template = await prompt_store.active_prompt(self.pool, cp.run_id, DEFAULT_VERSION)

@@ -182,7 +182,7 @@ async def test_prompt_version_and_schedule_changes_are_journaled_and_followed(nc
                                                                             publish_checkpoint):
     out, js = await nc.subscribe(f"selfplay.{RUN}.reflection"), nc.jetstream()
     await prompt_store.use_prompt(pool, js, RUN, "v1.4", who="human")  # stored by the migrations
-    await prompt_store.set_reflect_every(pool, js, RUN, 20, who="human")
+    await prompt_store.set_reflect_every(pool, js, selfplay.kv, RUN, 20, who="human")
     await publish_checkpoint(RUN, 30)  # off the run's schedule
     await publish_checkpoint(RUN, 40)
     reflection = await next_event(out, events.Reflection)

@@ -123,6 +123,7 @@ class Trainer:
         self.peak_flops = device_peak_flops(self.device, dtype)
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
         self.batch_log = BatchLog(args.batch_log) if args.batch_log and self.placement.is_main else None
+        self.reflect_every, self.reflect_schedule_id = 0, ""  # the run's reflection schedule (0: none)
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
 
@@ -142,6 +143,7 @@ class Trainer:
             while self.step < a.steps:
                 if self.apply_commands(commands.poll(self.controls, self.placement)):
                     return "stopped"
+                self.follow_reflect_schedule()
                 self.join_scheduled_sources()
                 self.set_learning_rates()
                 started = time.perf_counter()
@@ -152,7 +154,7 @@ class Trainer:
                 bar.update(loss, tokens / step_time)
                 self.report(activations=due(a.activations_every, self.step),
                             evaluation=due(a.eval_every, self.step), samples=due(a.sample_every, self.step))
-                if due(a.checkpoint_every, self.step) and self.step < a.steps:
+                if self.checkpoint_due() and self.step < a.steps:
                     self.checkpoint("interval")
             self.report(activations=False, evaluation=due_at_end(a.eval_every, self.step),
                         samples=due_at_end(a.sample_every, self.step))
@@ -167,6 +169,22 @@ class Trainer:
             if self.batch_log:
                 self.batch_log.close()
             self.checkpoints.wait()  # never leave a checkpoint half written behind us
+
+    def checkpoint_due(self) -> bool:
+        """At --checkpoint-every, and at the steps the run reflects on (selfplay reflects on
+        checkpoints, so `introspect prompt every N` below the interval needs these)."""
+        return due(self.args.checkpoint_every, self.step) or due(self.reflect_every, self.step)
+
+    def follow_reflect_schedule(self) -> None:
+        """Take up a new reflection schedule from the controls and say so, answering its id."""
+        schedule = self.controls.reflect_schedule if self.placement.is_main else None
+        if schedule is None or schedule.command_id == self.reflect_schedule_id:
+            return
+        self.reflect_every, self.reflect_schedule_id = schedule.every, schedule.command_id
+        self.emit(Status(event_id=self.event_id("status", "schedule", schedule.command_id), run_id=self.run_id,
+                         step=self.step, state="running", command_id=schedule.command_id, outcome="applied",
+                         reason=f"checkpoints every {schedule.every} steps too, for reflections",
+                         detail={"reflect_every": schedule.every, "who": schedule.who}))
 
     def set_learning_rates(self) -> None:
         multiplier = lr_multiplier(self.step, self.args.steps, self.args.warmup_steps, self.args.warmdown_frac)

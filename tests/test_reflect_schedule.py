@@ -1,0 +1,59 @@
+"""`introspect prompt every N` below the checkpoint interval: the schedule is in the control KV
+bucket, the trainer (which reads it at start and watches it) checkpoints at those steps too and
+says so, and selfplay reflects on those checkpoints. Real NATS, PostgreSQL and training runs."""
+import asyncio
+import os
+import subprocess
+import sys
+
+from processes import ROOT
+from shared import bus
+from shared.bus import control
+from shared.contract import events
+from support import Running, next_event, trainer_on
+from trainer_svc.wiring import wire
+
+
+async def cli(settings, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url}
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "introspect", *args], cwd=ROOT,
+                                   env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_prompt_every_below_the_checkpoint_interval_gives_reflections_at_those_steps(
+        nc, settings, selfplay, trainer_args):
+    js = nc.jetstream()
+    kv = await bus.control_bucket(js, settings)
+    await control.send(js, kv, control.command("rs", events.Pause(), reason="set the schedule first"))
+    status, reflections = await nc.subscribe("train.rs.status"), await nc.subscribe("selfplay.rs.reflection")
+    args = trainer_args("--steps", "12", "--checkpoint-every", "10", run_id="rs")  # selfplay's default: 10
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    async with Running(trainer_on(wiring, args), wiring) as running:
+        await next_event(status, events.Status, where=lambda s: s.state == "paused")
+        done = await cli(settings, "prompt", "every", "2", "--run", "rs")
+        assert done.returncode == 0 and "reflects every 2 steps" in done.stdout, done.stderr
+        assert "paused" in done.stdout  # it says the trainer follows once resumed, and does not wait
+        schedule = await control.read_reflect_schedule(kv, "rs")
+        await control.send(js, kv, control.command("rs", events.Resume()))
+        answer = await next_event(status, events.Status, where=lambda s: s.command_id == schedule.command_id)
+        assert answer.outcome == "applied" and "every 2 steps" in answer.reason
+        assert await running.task == "finished"
+    steps = set()
+    while 12 not in steps:  # the final checkpoint's reflection comes last or nearly
+        steps.add((await next_event(reflections, events.Reflection, timeout=60)).step)
+    assert {2, 4, 6, 8, 10, 12} <= steps
+
+
+async def test_a_trainer_that_starts_follows_the_schedule_already_set(nc, settings, trainer_args):
+    js = nc.jetstream()
+    await control.set_reflect_schedule(await bus.control_bucket(js, settings), "rs2", 2, who="human")
+    args = trainer_args("--steps", "7", "--checkpoint-every", "0", run_id="rs2")
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    checkpoints = await js.pull_subscribe("train.rs2.checkpoint", stream="TRAIN")
+    assert await asyncio.to_thread(trainer_on(wiring, args).run) == "finished"
+    await asyncio.to_thread(wiring.close)
+    announced = [events.decode(m.data) for m in await checkpoints.fetch(10, timeout=2)]
+    assert [(c.step, c.reason) for c in announced] == [(2, "interval"), (4, "interval"), (6, "interval"),
+                                                       (7, "final")]
