@@ -60,7 +60,9 @@ class SelfPlay:
         if not await state.claim(self.state_kv, claim) and msg.metadata.num_delivered == 1:
             return  # another instance is writing this reflection
         protocol = await state.get(self.state_kv, f"protocol.{cp.run_id}") or {}
-        supportive = protocol.get("detection") if protocol.get("supportive_pending") else None
+        # a checkpoint from before the pause, handled late, is not the reflection after it
+        pending = protocol.get("supportive_pending") and cp.step >= protocol.get("pause_step", 0)
+        supportive = protocol.get("detection") if pending else None
         prompt = build_reflection_prompt(template, cp.step, supportive=supportive)
         text = await self.write(cp.object_name, cp.sha256, prompt, seed=cp.step)
         await bus.publish(self.js, events.Reflection(
@@ -138,6 +140,7 @@ class SelfPlay:
                 who="selfplay_svc", refs={"command": cmd.event_id, "detection": cmd.detection_id}))
             await state.merge(self.state_kv, key, {
                 "paused": True, "supportive_pending": True, "texts": [], "pause_id": cmd.event_id,
+                "pause_step": cmd.step,
                 "detection": msgspec.to_builtins(finding)})
         elif isinstance(cmd.args, events.Resume):
             protocol = await state.get(self.state_kv, key) or {}
