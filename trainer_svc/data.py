@@ -201,6 +201,8 @@ class MixedTokenLoader:
         if start + T >= n:
             self.epochs[name] += 1
         self.cursors[name] = (start + T) % n
+        if start + T + 1 <= n:
+            return tokens[start:start + T + 1]  # a view; the index below copies
         return tokens[torch.arange(start, start + T + 1) % n]
 
     def next_batch(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
