@@ -55,7 +55,7 @@ def contains(row: list[int], ids: list[int]) -> bool:
 
 
 def steps_holding(batches: list[dict], ids: list[int]) -> set[int]:
-    """Steps whose batch has a row with `ids` in a row, in order."""
+    """Steps whose batch has a row holding `ids` in a run."""
     return {b["step"] for b in batches if any(contains(row, ids) for row in b["rows"])}
 
 
@@ -95,6 +95,8 @@ async def test_counter_examples_train_after_the_resume_and_the_next_reflection_i
             if len((await kv_state.get(state, f"protocol.{RUN}") or {}).get("texts", [])) == 2:
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"selfplay did not gather the counter-examples\n{processes.logs()}")
         await asyncio.to_thread(processes.cli, "resume", "--run", RUN, "--note", "Counter-examples added.")
 
         mix = await seen.wait(events.MixChange, "the mitigation source to join", processes,
