@@ -57,3 +57,21 @@ async def test_a_trainer_that_starts_follows_the_schedule_already_set(nc, settin
     announced = [events.decode(m.data) for m in await checkpoints.fetch(10, timeout=2)]
     assert [(c.step, c.reason) for c in announced] == [(2, "interval"), (4, "interval"), (6, "interval"),
                                                        (7, "final")]
+
+
+async def test_prompt_every_waits_for_the_running_trainer_and_prints_its_answer(nc, settings, trainer_args):
+    args = trainer_args("--steps", "100000", run_id="rs3")
+    wiring = wire(args, settings)
+    assert await asyncio.to_thread(wiring.start, 10)
+    async with Running(trainer_on(wiring, args), wiring) as running:
+        done = await cli(settings, "prompt", "every", "500", "--run", "rs3")
+        assert done.returncode == 0, done.stderr
+        assert "prompt every applied by run rs3" in done.stdout and "every 500 steps too" in done.stdout
+        assert running.trainer.reflect_every == 500
+
+
+async def test_prompt_every_without_a_trainer_keeps_the_schedule_and_says_nobody_answered(nc, settings):
+    done = await cli(settings, "prompt", "every", "5", "--run", "nobody", "--wait", "1")
+    assert done.returncode == 2 and "no answer" in done.stderr and "Traceback" not in done.stderr
+    schedule = await control.read_reflect_schedule(await bus.control_bucket(nc.jetstream(), settings), "nobody")
+    assert schedule.every == 5 and schedule.who == "human"
