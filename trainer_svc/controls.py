@@ -83,7 +83,7 @@ class BusControls(LocalControls):
     async def read_reflect_schedule(self) -> None:
         try:
             self.reflect_schedule = await control.read_reflect_schedule(self.kv, self.run_id)
-        except msgspec.ValidationError as err:  # not the CLI's writing: keep the schedule we had
+        except msgspec.DecodeError as err:  # not the CLI's writing: keep the schedule we had
             log.warning("reflection schedule unreadable", extra={"error": str(err)})
 
     async def watch_key(self, key: str, read) -> None:

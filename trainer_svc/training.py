@@ -2,8 +2,9 @@
 
 `Trainer(args, emit, controls, on_checkpoint).run()` trains and reports. `__init__` builds the run
 (trainer_svc/build.py); `run` is the loop, read top to bottom: apply the commands that arrived,
-let scheduled sources join, take one optimizer step, report it, run the periodic reports and
-checkpoints. Nothing here knows NATS.
+follow the run's reflection schedule, let scheduled sources join, take one optimizer step, report
+it, run the periodic reports and checkpoints (at the interval and at the run's reflection steps).
+Nothing here knows NATS.
 
 Commands apply at step boundaries: pause (checkpoint, wait, then resume or stop), stop (checkpoint,
 return), freeze (parameters by name prefix, or rows of a parameter, stop changing), mix (sources
