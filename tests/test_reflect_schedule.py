@@ -39,10 +39,10 @@ async def test_prompt_every_below_the_checkpoint_interval_gives_reflections_at_t
         answer = await next_event(status, events.Status, where=lambda s: s.command_id == schedule.command_id)
         assert answer.outcome == "applied" and "every 2 steps" in answer.reason
         assert await running.task == "finished"
-    steps = set()
-    while 12 not in steps:  # the final checkpoint's reflection comes last or nearly
+    steps, wanted = set(), {2, 4, 6, 8, 10, 12}  # 12: the final checkpoint
+    while not wanted <= steps:  # in any order: selfplay writes several at once; a missing one times out
         steps.add((await next_event(reflections, events.Reflection, timeout=60)).step)
-    assert {2, 4, 6, 8, 10, 12} <= steps
+    assert steps <= wanted | {0}  # and nothing off the schedule (0: the pause's checkpoint)
 
 
 async def test_a_trainer_that_starts_follows_the_schedule_already_set(nc, settings, trainer_args):
