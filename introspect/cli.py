@@ -140,37 +140,23 @@ async def connect(settings):
 async def send_command(settings, args, order: events.Order) -> None:
     """Send a command, then wait for the trainer's answer: applied, rejected (exit 1, with the
     trainer's reason) or none in time (exit 2)."""
-    from introspect import answers
     nc, js = await connect(settings)
     try:
         run = subjects.check_run_id(args.run)
-        action = order.__struct_config__.tag
         cmd = control.command(run, order, reason=args.reason,
                               who=getattr(args, "who", "human"), note=getattr(args, "note", ""))
-        replies = await answers.subscribe(nc, run)
         kv = await bus.control_bucket(js, settings)
-        desired, _ = await control.read_state(kv, run)
-        await control.send(js, kv, cmd)
-        if cmd.note:  # a human's resume note belongs in the journal as their own words
-            await bus.publish(js, events.JournalEntry(
-                event_id=events.stable_event_id("note", cmd.event_id), run_id=run,
-                step=await last_step(settings.database_url, run),
-                author="human", entry_type="resume_note" if action == "resume" else "note",
-                body=cmd.note, who=cmd.who, refs={"command": cmd.event_id}))
-        print(f"{action} sent to run {run} ({cmd.event_id})")
-        if args.wait <= 0:
-            return
-        if desired and desired.state == "paused" and action not in ("resume", "stop"):
-            print(f"run {run} is paused: the trainer holds this {action} and answers once resumed "
-                  f"(`introspect tail --run {run} --kind status` shows the answer)")
-            return
-        try:
-            answer = await answers.wait_for_answer(replies, cmd.event_id, args.wait)
-        except answers.NoAnswer as err:
-            print(f"{action}: {err}; it stays queued for run {run} (is its trainer running? a paused "
+        print(f"{cmd.action} sent to run {run} ({cmd.event_id})", flush=True)
+        note_step = await last_step(settings.database_url, run) if cmd.note else -1
+        answer = await control.send_and_wait(nc, js, kv, cmd, args.wait, note_step=note_step)
+        if answer.outcome == "held":
+            print(f"{answer.describe()} (`introspect tail --run {run} --kind status` shows the answer)")
+        elif answer.outcome == "timeout":
+            print(f"{answer.describe()}; it stays queued for run {run} (is its trainer running? a paused "
                   f"run applies commands other than resume/stop once resumed)", file=sys.stderr)
-            raise SystemExit(2) from None
-        print(answers.describe(action, run, answer))
+            raise SystemExit(2)
+        elif answer.outcome != "sent":
+            print(answer.describe())
         if answer.outcome == "rejected":
             raise SystemExit(1)
     finally:
