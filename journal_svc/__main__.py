@@ -26,7 +26,7 @@ async def main() -> None:
     background = []
     if settings.web_port:
         from journal_svc.web import serve
-        background.append(serve(pool, service.js, settings.web_host, settings.web_port, settings.web_token,
+        background.append(serve(pool, service.nc, settings.web_host, settings.web_port, settings.web_token,
                                 service.stopping))
     await service.run(*background)
     await pool.close()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from pathlib import Path
 
 import asyncpg
 from aiohttp import web
 
-from journal_svc import run_view, web_render
+from journal_svc import run_view, web_render, web_resume
+from journal_svc.live import LiveHub
 from journal_svc.web_guard import beyond_localhost, write_guard
 from shared import bus
 from shared.contract import events, subjects
@@ -67,7 +69,15 @@ async def journaled_run(pool, request) -> str:
     return run
 
 
-def make_app(pool: asyncpg.Pool, js, token: str = "", token_required: bool = False) -> web.Application:
+@functools.cache
+def live_js() -> str:
+    return (Path(__file__).parent / "static" / "live.js").read_text()
+
+
+def make_app(pool: asyncpg.Pool, js, token: str = "", token_required: bool = False,
+             nc=None) -> web.Application:
+    """The web journal. With `nc` (the core NATS connection) pages are live (server-sent events)
+    and a paused run can be resumed from its page; without it they are plain pages."""
     async def index(request):
         return web.Response(text=web_render.render_index(await fetch_runs(pool)), content_type="text/html")
 
@@ -88,7 +98,8 @@ def make_app(pool: asyncpg.Pool, js, token: str = "", token_required: bool = Fal
         run = await journaled_run(pool, request)
         plot = run_view.figure(await run_view.read_run(pool, run)).to_html(
             full_html=False, include_plotlyjs=web_render.PLOTLY_PATH)
-        html = web_render.render_run(run, plot, await fetch_runs(pool), await current_pause(pool, run))
+        html = web_render.render_run(run, plot, await fetch_runs(pool), await current_pause(pool, run),
+                                     ask_token=token_required)
         return web.Response(text=html, content_type="text/html")
 
     async def plotly_js(request):
@@ -118,16 +129,36 @@ def make_app(pool: asyncpg.Pool, js, token: str = "", token_required: bool = Fal
             conversation_id=events.new_event_id() if entry_type == "question" else None))
         raise web.HTTPSeeOther(f"{web_render.JOURNAL_PATH}?run={run}")
 
+    async def live_script(request):
+        return web.Response(text=live_js(), content_type="application/javascript")
+
     app = web.Application(middlewares=[write_guard(token, token_required)])
     app.add_routes([web.get("/", index), web.get(web_render.JOURNAL_PATH, journal),
                     web.get(web_render.MODEL_PATH, model), web.post(web_render.JOURNAL_PATH, post_entry),
-                    web.get(web_render.RUN_PATH, run_page), web.get(web_render.PLOTLY_PATH, plotly_js)])
+                    web.get(web_render.RUN_PATH, run_page), web.get(web_render.PLOTLY_PATH, plotly_js),
+                    web.get(web_render.LIVE_JS_PATH, live_script)])
+    if nc is not None:
+        add_live_routes(app, pool, nc, js)
     return app
 
 
-async def serve(pool, js, host: str, port: int, token: str, stopping: asyncio.Event) -> None:
+def add_live_routes(app: web.Application, pool, nc, js) -> None:
+    """/events (server-sent events of a run) and /resume (the PAUSED banner's form)."""
+    hub = LiveHub(nc)
+    app.on_shutdown.append(hub.close)  # end every stream before the server waits for handlers
+
+    async def events_stream(request):
+        return await hub.stream(request, await journaled_run(pool, request))
+
+    async def resume(request):
+        return await web_resume.resume(request, await journaled_run(pool, request), pool, nc, js)
+
+    app.add_routes([web.get(web_render.EVENTS_PATH, events_stream), web.post(web_render.RESUME_PATH, resume)])
+
+
+async def serve(pool, nc, host: str, port: int, token: str, stopping: asyncio.Event) -> None:
     """Serve on host:port (localhost by default); beyond localhost, writing needs the token."""
-    runner = web.AppRunner(make_app(pool, js, token, token_required=beyond_localhost(host)))
+    runner = web.AppRunner(make_app(pool, nc.jetstream(), token, token_required=beyond_localhost(host), nc=nc))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     try:

@@ -16,6 +16,9 @@ JOURNAL_PATH = "/journal"
 MODEL_PATH = "/model"
 RUN_PATH = "/run"  # the run at a glance: plots on one step axis
 PLOTLY_PATH = "/static/plotly.min.js"  # served from the plotly wheel: no CDN, works offline
+LIVE_JS_PATH = "/static/live.js"  # journal_svc/static/live.js: points, entries, banner, live
+EVENTS_PATH = "/events"  # server-sent events of one run (journal_svc/live.py)
+RESUME_PATH = "/resume"
 SCORE_KEYS = ("distinct_2", "seq_rep_4", "compression_ratio", "uncertainty_share", "structure_ratio")
 
 CSS = """
@@ -32,6 +35,7 @@ summary{cursor:pointer;display:flex;gap:.5rem;align-items:baseline;flex-wrap:wra
 .supportive{background:#e3f4e1;color:#25632a}.sev-high{background:#f8d7d3}.sev-medium{background:#fbe9c6}
 .body{white-space:pre-wrap;margin:.5rem 0}
 .paused{background:#fde8e6;border:2px solid #c0392b;border-radius:4px;padding:.6rem .9rem;margin:.8rem 0}
+.paused[hidden]{display:none}.resume-form{margin:.4rem 0}output{margin-left:.5rem;font-weight:600}
 main.wide{margin:0 -8rem}
 .turn{margin:.4rem 0;padding:.3rem .6rem;border-radius:4px;white-space:pre-wrap}
 .turn.q{background:#eef4fb}.turn.a{background:#f4eefb}
@@ -146,7 +150,7 @@ def render_journal(run_id: str, entries: Iterable[dict], runs: Iterable[dict],
     items += [(d, render_detection(d)) for d in detections]
     body = "\n".join(newest_first(items)) or '<p class="meta">No journal entries yet.</p>'
     return page(f"Journal · {run_id}", header(f"Journal · {run_id}", run_id, runs, JOURNAL_PATH)
-                + f"\n<main>\n{entry_form(run_id, ask_token)}\n{body}\n</main>")
+                + f"\n<main>\n{entry_form(run_id, ask_token)}\n{body}\n</main>\n{live_script(run_id)}")
 
 
 ENTRY_TYPES = {"note": "note", "counter_example": "counter-example", "explanation": "explanation",
@@ -157,8 +161,7 @@ def entry_form(run_id: str, ask_token: bool = False) -> str:
     """Write to the journal: a note, a counter-example or explanation (bias protocol), a question.
     With `ask_token` (the journal listens beyond localhost) the form asks for the operator token."""
     options = "".join(f'<option value="{k}">{esc(v)}</option>' for k, v in ENTRY_TYPES.items())
-    token = (' <input type="password" name="token" required placeholder="operator token">'
-             if ask_token else "")
+    token = token_field(ask_token)
     return (f'<form method="post" action="{run_link(JOURNAL_PATH, run_id)}" class="entry-form">'
             f'<textarea name="body" rows="3" cols="80" required placeholder="Write to the journal"></textarea>'
             f'<br><select name="entry_type">{options}</select>{token} <button type="submit">Add</button></form>')
@@ -200,21 +203,37 @@ def index_item(run: dict) -> str:
             f'<a href="{esc(run_link(MODEL_PATH, run_id))}">model journal</a></li>')
 
 
-def paused_banner(run_id: str, pause: dict | None) -> str:
-    """A clear PAUSED banner with why, who and how to resume; nothing when the run is not paused."""
-    if not pause:
-        return ""
-    who = f" by {esc(pause.get('who'))}" if pause.get("who") else ""
-    return (f'<div class="paused"><strong>PAUSED</strong> at step {int(pause["step"]):,}{who}: '
-            f'{esc(pause.get("reason"))}<br><code>introspect resume --run {esc(run_id)} '
-            f'--note "…"</code></div>')
+def token_field(ask_token: bool) -> str:
+    return ' <input type="password" name="token" required placeholder="operator token">' if ask_token else ""
 
 
-def render_run(run_id: str, plot_html: str, runs: Iterable[dict], pause: dict | None = None) -> str:
-    """The run page: the PAUSED banner when paused, then every plot on one step axis. `plot_html`
-    is plotly's own markup for the figure (it loads plotly.js from PLOTLY_PATH)."""
-    body = header(f"Run · {run_id}", run_id, list(runs), RUN_PATH) + paused_banner(run_id, pause)
-    return page(f"Run · {run_id}", f'{body}\n<main class="wide">{plot_html}</main>')
+def live_script(run_id: str) -> str:
+    """The script that keeps a page live (journal_svc/static/live.js, served by the journal)."""
+    return f'<script src="{LIVE_JS_PATH}" data-run="{esc(run_id)}" defer></script>'
+
+
+def paused_banner(run_id: str, pause: dict | None, ask_token: bool = False) -> str:
+    """A clear PAUSED banner with why, who, at which step, and a resume form whose note is
+    required; hidden (for the live script to show) when the run is not paused."""
+    pause = pause or {}
+    step = f'{int(pause["step"]):,}' if pause.get("step") is not None else ""
+    return (f'<div class="paused" id="paused"{"" if pause else " hidden"}><strong>PAUSED</strong> at step '
+            f'<span data-field="step">{step}</span> by <span data-field="who">{esc(pause.get("who") or "unknown")}'
+            f'</span>: <span data-field="reason">{esc(pause.get("reason"))}</span>'
+            f'<form method="post" action="{esc(run_link(RESUME_PATH, run_id))}" class="resume-form">'
+            f'<input name="note" required size="50" placeholder="why it may go on (kept in the journal)">'
+            f'{token_field(ask_token)} <button type="submit">Resume</button> <output></output></form>'
+            f'<span class="meta">or <code>introspect resume --run {esc(run_id)} --note "…"</code></span></div>')
+
+
+def render_run(run_id: str, plot_html: str, runs: Iterable[dict], pause: dict | None = None,
+               ask_token: bool = False) -> str:
+    """The run page: the PAUSED banner (shown when paused), then every plot on one step axis, kept
+    live by the live script. `plot_html` is plotly's own markup for the figure (it loads plotly.js
+    from PLOTLY_PATH)."""
+    body = (header(f"Run · {run_id}", run_id, list(runs), RUN_PATH)
+            + paused_banner(run_id, pause, ask_token))
+    return page(f"Run · {run_id}", f'{body}\n<main class="wide">{plot_html}</main>\n{live_script(run_id)}')
 
 
 def render_index(runs: Iterable[dict]) -> str:
