@@ -109,3 +109,17 @@ async def test_a_resume_without_a_note_is_refused_and_beyond_localhost_needs_the
         empty = await client.post("/resume", params={"run": "l3"}, data={"note": "  ", "token": "s3cret"},
                                   headers={"Accept": "application/json"})
         assert empty.status == 400 and "needs a note" in (await empty.json())["text"]
+
+
+async def test_a_persons_command_is_marked_where_the_trainer_answered_it(pool):
+    from journal_svc import run_view
+    from shared.bus import control
+    writer = await JournalWriter.create(pool)
+    pause = control.command("l4", events.Pause(), reason="look", who="ann")  # sent at step -1
+    answer = events.Status(event_id=events.new_event_id(), run_id="l4", step=7, state="paused",
+                           reason="look", command_id=pause.event_id, outcome="applied")
+    await writer.write([(e, "x", events.encode(e)) for e in (pause, answer)])
+    (marked,) = [r for r in (await run_view.read_run(pool, "l4"))["story"] if r["kind"] == "command"]
+    assert (marked["step"], marked["what"]) == (7, "pause")
+    shapes = run_view.figure(await run_view.read_run(pool, "l4")).layout.shapes
+    assert {(s.x0, s.line.color) for s in shapes} == {(7, "red")}  # one per plot row

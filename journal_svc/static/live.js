@@ -73,16 +73,24 @@
   function onPlotted(kind, e) {
     for (const [name, [k, value]] of Object.entries(SERIES)) if (k === kind) queuePoint(name, e.step, value(e));
     if (e.step < 0) return;
-    if (kind === "command") {
-      const why = [e.reason, e.who && "by " + e.who, e.note].filter(Boolean).join(" | ");
-      marks.push({ x: e.step, text: e.args.kind + ": " + why, line: LINES[e.args.kind] });
-    } else if (kind === "detection") {
+    if (kind === "detection") {
       marks.push({ x: e.step, text: e.detector + " " + e.severity + ": " + e.summary.slice(0, 200) });
     } else if (kind === "mix") {
       marks.push({ x: e.step, text: "mix: " + JSON.stringify(e.weights) });
     } else if (kind === "checkpoint") {
       marks.push({ x: e.step, text: "checkpoint: " + e.reason });
     }
+  }
+  // a command is marked where the trainer answered it (a person's is sent at step -1), as on reload
+  const commands = {};
+  function onCommand(e) { commands[e.event_id] = e; }
+  function onAnswer(e) {
+    const cmd = commands[e.command_id];
+    if (!graph || !cmd) return;
+    delete commands[e.command_id];
+    const why = [cmd.reason, cmd.who && "by " + cmd.who, cmd.note].filter(Boolean).join(" | ");
+    const action = cmd.args.action + (e.outcome === "rejected" ? " rejected" : "");
+    marks.push({ x: e.step, text: action + ": " + why, line: e.outcome === "applied" && LINES[cmd.args.action] });
   }
   if (graph) setInterval(flush, FLUSH_MS);
 
@@ -97,6 +105,7 @@
     const box = document.createElement("div");
     box.dataset.liveKey = key;
     box.innerHTML = e.html;  // rendered and escaped by the server, like the rest of the page
+    box.querySelectorAll("details").forEach((d) => { d.open = true; });  // new: shown unfolded
     entryForm.after(box);
   }
 
@@ -149,9 +158,10 @@
   source.onerror = () => { status.textContent = "reconnecting…"; };
   on("bye", () => { source.close(); status.textContent = "the journal stopped: reload when it is back"; });
   on("dropped", (d) => { status.textContent = "live (" + d.count + " updates dropped: reload for all)"; });
-  for (const kind of ["step", "eval", "shimmer", "command", "mix", "checkpoint"]) on(kind, (e) => onPlotted(kind, e));
+  for (const kind of ["step", "eval", "shimmer", "mix", "checkpoint"]) on(kind, (e) => onPlotted(kind, e));
+  on("command", onCommand);
   on("detection", (e) => { if (e.revision <= 1) onPlotted("detection", e); prepend(e); });
   on("entry", prepend);
-  on("status", onStatus);
+  on("status", (e) => { onStatus(e); onAnswer(e); });
   window.introspectLive = { source, flush };  // for the browser test and the curious
 })();
