@@ -19,6 +19,8 @@ from shared.contract import events
 from support import Running, trainer_on, wait_row
 from trainer_svc.wiring import wire
 
+import plotly.subplots  # noqa: F401  (loaded here, not while the trainer holds the interpreter)
+
 playwright = pytest.importorskip("playwright.async_api", reason="the test group's playwright is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -61,12 +63,12 @@ async def journal_web(nc, pool, journal_running):
 async def test_a_run_seen_paused_noted_and_resumed_in_a_browser(
         settings, nc, pool, trainer_args, journal_web, browser):
     run = "web1"
-    args = trainer_args("--steps", "100000", "--eval-every", "40", run_id=run)
+    args = trainer_args("--steps", "100000", "--eval-every", "40", "--activations-every", "50", run_id=run)
     wiring = wire(args, settings)
     assert await asyncio.to_thread(wiring.start, 10)
     async with Running(trainer_on(wiring, args), wiring):
         await wait_row(pool, "SELECT 1 FROM steps WHERE run_id = $1 AND step >= 5", run, timeout=60)
-        page = await browser.new_page(viewport={"width": 1200, "height": 1000})
+        page = await browser.new_page(viewport={"width": 1300, "height": 1000})
         page.set_default_timeout(WAIT_MS)
         script_errors = []
         page.on("pageerror", lambda error: script_errors.append(error))
@@ -96,7 +98,7 @@ async def test_a_run_seen_paused_noted_and_resumed_in_a_browser(
         await banner.wait_for(state="visible")
         await until(page, f"(({GRAPH} || {{}}).layout || {{}}).shapes")
         assert await page.evaluate(f"{GRAPH}.layout.shapes.some(s => s.line.color === 'red')")
-        await page.screenshot(path=artifacts() / "run-page-paused.png", full_page=False)
+        await page.screenshot(path=artifacts() / "run-page-paused.png", full_page=True)  # docs/run-page.png
 
         # a note posted from the journal page appears there live (the page is not reloaded)
         journal = await browser.new_page()

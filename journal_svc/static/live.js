@@ -149,7 +149,10 @@
     });
   }
   enhance(entryForm, (f) => { f.querySelector("textarea").value = ""; });
-  enhance(document.querySelector("form.resume-form"), (f) => { f.querySelector("[name=note]").value = ""; });
+  enhance(document.querySelector("form.resume-form"), (f) => {  // the banner goes; its answer stays
+    f.querySelector("[name=note]").value = "";
+    status.textContent = "live · " + f.querySelector("output").textContent;
+  });
 
   // --- the stream -------------------------------------------------------------------------------
   const source = new EventSource("/events?run=" + encodeURIComponent(run));
