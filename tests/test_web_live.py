@@ -1,16 +1,25 @@
 """Live pages over a real bus: server-sent events carry what is published on a run's subjects, a
-slow browser loses the oldest events (and is told), streams end on shutdown, and the resume form
-refuses a resume without a note."""
+slow browser loses the oldest events (and is told), streams end on shutdown (SIGTERM included),
+the resume form refuses a resume without a note, and a person's command is marked where the
+trainer applied it."""
 import asyncio
+import os
+import signal
+import time
 
+import aiohttp
 import msgspec
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from introspect.servers import free_port
+from journal_svc import run_view
 from journal_svc.live import ClientQueue, LiveHub, sse
 from journal_svc.web import make_app
 from journal_svc.writer import JournalWriter
+from processes import Processes
 from shared import bus
+from shared.bus import control
 from shared.contract import events
 
 
@@ -112,8 +121,6 @@ async def test_a_resume_without_a_note_is_refused_and_beyond_localhost_needs_the
 
 
 async def test_a_persons_command_is_marked_where_the_trainer_answered_it(pool):
-    from journal_svc import run_view
-    from shared.bus import control
     writer = await JournalWriter.create(pool)
     pause = control.command("l4", events.Pause(), reason="look", who="ann")  # sent at step -1
     answer = events.Status(event_id=events.new_event_id(), run_id="l4", step=7, state="paused",
@@ -123,3 +130,28 @@ async def test_a_persons_command_is_marked_where_the_trainer_answered_it(pool):
     assert (marked["step"], marked["what"]) == (7, "pause")
     shapes = run_view.figure(await run_view.read_run(pool, "l4")).layout.shapes
     assert {(s.x0, s.line.color) for s in shapes} == {(7, "red")}  # one per plot row
+
+
+async def test_sigterm_ends_open_streams_with_bye_and_the_journal_exits(settings, nc, pool, tmp_path):
+    await journal_a_run(pool, "l5")
+    port = free_port()
+    env = {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+           "INTROSPECT_WEB_PORT": str(port), "INTROSPECT_STATE_DIR": str(tmp_path / "state")}
+    processes = Processes(env, tmp_path)
+    processes.start("journal_svc", "journal_svc")
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            for _ in range(150):  # the service starts in a few seconds
+                try:
+                    stream = await http.get("/events", params={"run": "l5"})
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            await read_events(stream, "hello")
+            processes.procs["journal_svc"].send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert (await read_events(stream, "bye"))[-1][0] == "bye"
+        assert await asyncio.to_thread(processes.procs["journal_svc"].wait, 15) == 0
+        assert time.monotonic() - started < 10, "an open stream held the shutdown"
+    finally:
+        await processes.stop_all()
