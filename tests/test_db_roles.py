@@ -177,3 +177,37 @@ async def test_the_migrate_job_sets_the_password_in_a_role_url(database_url):
         await owner.execute(await owner.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
                                                  READER, before))
         await owner.close()
+
+
+def test_up_on_its_embedded_server_gives_each_service_a_url_with_its_own_password(tmp_path):
+    """`up` found no PostgreSQL, started one: the roles' URLs carry the stored passwords, and each
+    role connects with its URL and has its rights there."""
+    from introspect import servers
+    from introspect.launcher import Infrastructure
+    port = servers.free_port()
+    infra = Infrastructure(tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    try:
+        settings = infra.ensure_postgres(load_settings(
+            {}, database_url=f"postgresql://postgres@127.0.0.1:{port}/introspect"))
+        passwords = stored_passwords(tmp_path / "state" / "db_passwords.json")
+        assert settings.journal_database_url == role_url(settings.database_url, WRITER, passwords[WRITER])
+        assert settings.reader_database_url == role_url(settings.database_url, READER, passwords[READER])
+
+        async def check():
+            owner = await asyncpg.connect(settings.database_url)
+            try:
+                for role in ROLES:  # the server holds a verifier of the stored password
+                    stored, salt, iterations = await stored_verifier(owner, role)
+                    assert role_passwords.scram_verifier(passwords[role], salt, iterations) == stored
+            finally:
+                await owner.close()
+            reader = await asyncpg.connect(settings.reader_database_url)
+            try:
+                assert await allowed(reader, ["DELETE FROM runs"]) == []
+                assert await reader.fetchval("SELECT count(*) FROM prompts") >= 2
+            finally:
+                await reader.close()
+        asyncio.run(check())
+    finally:
+        infra.stop()
