@@ -3,14 +3,22 @@ changes no schema, the migration tolerates roles that are already there (they ar
 and the services' URLs and passwords come out as the README says."""
 import asyncio
 import base64
+import os
 import re
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from introspect.launcher import stored_passwords
+from introspect import servers
+from introspect.launcher import Infrastructure, stored_passwords
+from processes import ROOT
 from journal_svc.writer import JournalWriter
 from shared import db, role_passwords, schema
 from shared.contract import events
@@ -179,11 +187,12 @@ async def test_the_migrate_job_sets_the_password_in_a_role_url(database_url):
         await owner.close()
 
 
-def test_up_on_its_embedded_server_gives_each_service_a_url_with_its_own_password(tmp_path):
+def test_up_on_its_embedded_server_gives_each_service_a_url_with_its_own_password():
     """`up` found no PostgreSQL, started one: the roles' URLs carry the stored passwords, and each
     role connects with its URL and has its rights there."""
-    from introspect import servers
-    from introspect.launcher import Infrastructure
+    # not tmp_path: as root the server runs as another user, and each pytest session makes
+    # /tmp/pytest-of-root private again, locking a concurrent session's server out of its folder
+    tmp_path = Path(tempfile.mkdtemp(prefix="introspect-up-pg-"))
     port = servers.free_port()
     infra = Infrastructure(tmp_path / "state")
     (tmp_path / "state").mkdir()
@@ -211,3 +220,19 @@ def test_up_on_its_embedded_server_gives_each_service_a_url_with_its_own_passwor
         asyncio.run(check())
     finally:
         infra.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+async def test_the_cli_reads_as_the_reader_and_chooses_a_prompt_as_the_owner(settings, nc, pool):
+
+    async def cli(*args, **env):
+        return await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "introspect", *args], cwd=ROOT, capture_output=True,
+            text=True, timeout=60, env={**os.environ, "NATS_URL": settings.nats_url, **env})
+    only_reader = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                   "READER_DATABASE_URL": settings.reader_database_url}
+    listed = await cli("prompt", "list", **only_reader)
+    assert listed.returncode == 0 and "v1.4" in listed.stdout, listed.stderr
+    chosen = await cli("prompt", "use", "v1.4", "--run", "cli1", DATABASE_URL=settings.database_url)
+    assert chosen.returncode == 0, chosen.stderr
+    assert await pool.fetchval("SELECT version FROM run_prompts WHERE run_id = 'cli1'") == "v1.4"
