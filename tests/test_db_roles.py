@@ -13,14 +13,15 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
 from introspect import servers
 from introspect.launcher import Infrastructure, stored_passwords
-from processes import ROOT
 from journal_svc.writer import JournalWriter
-from shared import db, role_passwords, schema
+from processes import ROOT, Processes
+from shared import bus, db, role_passwords, schema
 from shared.contract import events
 from shared.contract.db_roles import READER, ROLES, WRITER, role_url
 from shared.contract.settings import load_settings
@@ -236,3 +237,29 @@ async def test_the_cli_reads_as_the_reader_and_chooses_a_prompt_as_the_owner(set
     chosen = await cli("prompt", "use", "v1.4", "--run", "cli1", DATABASE_URL=settings.database_url)
     assert chosen.returncode == 0, chosen.stderr
     assert await pool.fetchval("SELECT version FROM run_prompts WHERE run_id = 'cli1'") == "v1.4"
+
+
+async def test_journal_svc_ingests_as_the_writer_and_serves_the_web_journal_as_the_reader(
+        settings, nc, database_url, tmp_path):
+    port = servers.free_port()
+    env = {**os.environ, "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+           "INTROSPECT_WEB_PORT": str(port), "INTROSPECT_STATE_DIR": str(tmp_path / "state")}
+    processes = Processes(env, tmp_path)
+    processes.start("journal_svc", "journal_svc")
+    owner = await asyncpg.connect(database_url)  # one connection: pg_backend_pid() is all of ours
+    try:
+        status = events.Status(event_id=events.new_event_id(), run_id="roles1", step=4, state="running")
+        await bus.publish(nc.jetstream(), status)
+        for _ in range(150):
+            if await owner.fetchval("SELECT 1 FROM runs WHERE run_id = 'roles1'"):
+                break
+            await asyncio.sleep(0.2)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/journal", params={"run": "roles1"}) as page:
+                assert page.status == 200 and "roles1" in await page.text(), processes.logs()
+        users = {r[0] for r in await owner.fetch(
+            "SELECT usename FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")}
+        assert users == {WRITER, READER}, processes.logs()
+    finally:
+        await owner.close()
+        assert (await processes.stop_all())["journal_svc"] == 0, processes.logs()
