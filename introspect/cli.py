@@ -147,7 +147,7 @@ async def send_command(settings, args, order: events.Order) -> None:
                               who=getattr(args, "who", "human"), note=getattr(args, "note", ""))
         kv = await bus.control_bucket(js, settings)
         print(f"{cmd.action} sent to run {run} ({cmd.event_id})", flush=True)
-        note_step = await last_step(settings.database_url, run) if cmd.note else -1
+        note_step = await last_step(settings.reader_database_url, run) if cmd.note else -1
         answer = await control.send_and_wait(nc, js, kv, cmd, args.wait, note_step=note_step)
         if answer.outcome == "held":
             print(f"{answer.describe()} (`introspect tail --run {run} --kind status` shows the answer)")
@@ -195,7 +195,7 @@ async def write_entry(settings, args) -> None:
     nc, js = await connect(settings)
     run = subjects.check_run_id(args.run)
     entry = events.JournalEntry(event_id=events.new_event_id(), run_id=run,
-                                step=await last_step(settings.database_url, run),
+                                step=await last_step(settings.reader_database_url, run),
                                 author="human", entry_type=args.entry_type,
                                 title=args.title, body=args.text, who="human")
     await bus.publish(js, entry)
@@ -207,7 +207,7 @@ async def ask(settings, args) -> None:
     nc, js = await connect(settings)
     run = subjects.check_run_id(args.run)
     question = events.JournalEntry(event_id=events.new_event_id(), run_id=run,
-                                   step=await last_step(settings.database_url, run),
+                                   step=await last_step(settings.reader_database_url, run),
                                    author="human", entry_type="question", body=args.question,
                                    who="human", conversation_id=events.new_event_id())
     replies = await nc.subscribe(subjects.selfplay(args.run, "reply"))
@@ -230,9 +230,11 @@ async def ask(settings, args) -> None:
 async def prompt_command(settings, args) -> None:
     from shared.db import create_pool
     from selfplay_svc.prompt_store import list_prompts, set_reflect_every, use_prompt
-    pool = await create_pool(settings.database_url)
+    # listing only reads; choosing a run's prompt writes run_prompts, which only the owner may
+    writes = args.prompt_command != "list"
+    pool = await create_pool(settings.database_url if writes else settings.reader_database_url)
     try:
-        if args.prompt_command == "list":
+        if not writes:
             for row in await list_prompts(pool):
                 print(f"{row['version']:>6}  {row['word_count']:>4} words")
             return
@@ -325,14 +327,14 @@ async def export_command(settings, args) -> None:
     from introspect.export import export
     run = subjects.check_run_id(args.run)
     out = Path(args.out or f"export-{run}-{args.format}")
-    for path in await export(settings.database_url, run, args.format, out):
+    for path in await export(settings.reader_database_url, run, args.format, out):
         print(path)
 
 
 async def report_command(settings, args) -> None:
     from introspect.report import report
     run = subjects.check_run_id(args.run)
-    print(await report(settings.database_url, run, Path(args.out or f"report-{run}.html")))
+    print(await report(settings.reader_database_url, run, Path(args.out or f"report-{run}.html")))
 
 
 async def dlq_command(settings, args) -> None:
@@ -352,7 +354,8 @@ async def dlq_command(settings, args) -> None:
 
 async def journaled_runs(settings) -> list:
     rows = await fetch_if_reachable(
-        settings.database_url, "SELECT run_id, last_step, state FROM runs ORDER BY last_seen DESC LIMIT 20")
+        settings.reader_database_url,
+        "SELECT run_id, last_step, state FROM runs ORDER BY last_seen DESC LIMIT 20")
     if rows is None:
         print("runs      (journal database unreachable)")
     return rows or []
