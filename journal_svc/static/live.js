@@ -81,13 +81,21 @@
       marks.push({ x: e.step, text: "checkpoint: " + e.reason });
     }
   }
-  // a command is marked where the trainer answered it (a person's is sent at step -1), as on reload
-  const commands = {};
-  function onCommand(e) { commands[e.event_id] = e; }
+  // a command is marked where the trainer answered it (a person's is sent at step -1), as on reload;
+  // the answer can arrive first (the trainer reads the control bucket, updated before the command
+  // is published), so whichever of the two comes first waits for the other
+  const commands = {}, answers = {};
+  function onCommand(e) {
+    if (answers[e.event_id]) { markAnswered(e, answers[e.event_id]); delete answers[e.event_id]; }
+    else commands[e.event_id] = e;
+  }
   function onAnswer(e) {
-    const cmd = commands[e.command_id];
-    if (!graph || !cmd) return;
-    delete commands[e.command_id];
+    if (!e.command_id) return;
+    if (commands[e.command_id]) { markAnswered(commands[e.command_id], e); delete commands[e.command_id]; }
+    else answers[e.command_id] = e;
+  }
+  function markAnswered(cmd, e) {
+    if (!graph) return;
     const why = [cmd.reason, cmd.who && "by " + cmd.who, cmd.note].filter(Boolean).join(" | ");
     const action = cmd.args.action + (e.outcome === "rejected" ? " rejected" : "");
     marks.push({ x: e.step, text: action + ": " + why, line: e.outcome === "applied" && LINES[cmd.args.action] });
