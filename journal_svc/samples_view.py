@@ -53,7 +53,7 @@ async def read_page(db, run_id: str, detector: str = "", severity: str = "", bef
     groups = await db.fetch(f"SELECT * FROM detection_groups WHERE run_id = $1 AND step = ANY($2::bigint[]){where} "
                             "ORDER BY step DESC, ts", run_id, steps, *args)
     return {"steps": steps, "texts": [dict(r) for r in await db.fetch(TEXTS_SQL, run_id, steps)],
-            "groups": [dict(g) for g in groups]}
+            "groups": [dict(g, ts=g["ts"].timestamp()) for g in groups]}
 
 
 def spans_by_source(groups: list[dict]) -> dict[str, list[tuple[int, int, str, str]]]:
