@@ -105,7 +105,7 @@ def render_entry(entry: dict, conversations: dict[str, dict]) -> str:
     inner = f'<div class="body">{esc(entry.get("body"))}</div>' if entry.get("body") else ""
     if conv:
         inner += conversation_turns(conv)
-    length = sum(len(str(x or "")) for x in (entry.get("body"), conv and conv.get("question"), conv and conv.get("answer")))
+    length = len(entry.get("body") or "") + (len(f"{conv.get('question')}{conv.get('answer')}") if conv else 0)
     return details(author, [
         step_badge(entry.get("step")),
         f'<span class="who">{esc(who)}</span>',
