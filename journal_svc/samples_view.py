@@ -91,7 +91,7 @@ def render_text(row: dict, spans) -> str:
         head = f'<span class="badge">sample</span> {esc(how)} <span class="meta">prompt</span> {esc(row["prompt"])}'
     else:
         head = f'<span class="badge">reflection</span> <span class="meta">prompt {esc(row["prompt"])}</span>'
-    flagged = f' <span class="badge sev-high">{len(spans)} flagged</span>' if spans else ""
+    flagged = f' <span class="badge">{len(spans)} flagged span{"s" * (len(spans) > 1)}</span>' if spans else ""
     return (f'<div class="sample"><div class="meta">{head}{flagged}</div>'
             f'<pre class="text">{highlight(row["text"] or "", spans)}</pre></div>')
 
