@@ -5,13 +5,17 @@ the service does)."""
 import re
 from html.parser import HTMLParser
 
+import uuid
+
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from journal_svc.web import make_app
 from journal_svc.web_render import render_journal
-from journal_svc.writer import JournalWriter
+from journal_svc.writer import JournalWriter, create_staging_tables
 from selfplay_svc import prompt_store
+from shared import db, schema
 from shared.contract import events
 from understanding_svc.analysis import analyse_text
 from understanding_svc.grouping import add_sample, grouped_detection
@@ -208,3 +212,29 @@ async def test_a_prompt_change_carries_the_runs_step(nc, pool):
     unseen = await nc.subscribe("journal.unseen.entry")
     await prompt_store.use_prompt(pool, nc.jetstream(), "unseen", "v1.3", who="ana")
     assert events.decode((await unseen.next_msg(timeout=5)).data).step == -1  # no step known yet
+
+
+async def test_migrating_fills_the_step_of_earlier_pauses_and_prompt_changes(pg_server):
+    """Rows journaled before 0011_pause_reasons: the pause takes the step from the trainer's answer
+    (kept whole in `events`), the prompt change the run's last step at its time."""
+    url = db.with_database(pg_server, f"introspect_mig_{uuid.uuid4().hex[:8]}")
+    await db.ensure_database(url)
+    try:
+        await schema.migrate_async(url, "0008")
+        pool = await db.create_pool(url, init=create_staging_tables)
+        pause = events.ControlCommand(event_id=events.new_event_id(), run_id="old", step=-1, args=events.Pause(),
+                                      reason="a look by hand", who="ana")
+        change = events.JournalEntry(event_id=events.new_event_id(), run_id="old", step=-1, author="system",
+                                     entry_type="prompt_change", body="prompt v1.4", ts=pause.ts + 10)
+        answer = events.Status(event_id=events.new_event_id(), run_id="old", step=71, state="paused",
+                               command_id=pause.event_id, outcome="applied", ts=pause.ts + 1)
+        before, after = (msgspec.structs.replace(step("old", at, 2.0, 2.0), ts=pause.ts + dt)
+                         for at, dt in ((70, -5), (90, 60)))
+        await journal(pool, before, pause, answer, change, after)
+        assert "command_id" not in (await pool.fetchrow("SELECT * FROM statuses")).keys()  # 0008 drops it
+        await schema.migrate_async(url)
+        assert await pool.fetchval("SELECT step FROM pauses") == 71
+        assert await pool.fetchval("SELECT step FROM journal_entries WHERE entry_type = 'prompt_change'") == 70
+        await pool.close()
+    finally:
+        await db.drop_database(url)

@@ -6,6 +6,9 @@ trainer's answer (a Status naming the command, schema 4) carries the step it pau
 `statuses` now keeps `command_id` and `outcome` (earlier rows are filled from the `events` table,
 which keeps every status whole) and the view takes the step from there.
 
+A prompt change is now journaled with the run's step (selfplay_svc/prompt_store.py); the ones
+journaled before with step -1 get the run's last step at their time, from `steps`.
+
 Revision ID: 0011_pause_reasons
 Revises: 0008
 """
@@ -47,6 +50,9 @@ def upgrade() -> None:
                   outcome = nullif(e.payload->>'outcome', '')
                   FROM events e WHERE e.event_id = s.event_id AND e.kind = 'status'""")
     op.execute("CREATE INDEX statuses_command ON statuses (command_id)")
+    op.execute("""UPDATE journal_entries j SET step = coalesce(
+                    (SELECT max(s.step) FROM steps s WHERE s.run_id = j.run_id AND s.ts <= j.ts), -1)
+                  WHERE j.entry_type = 'prompt_change' AND j.step = -1""")
     op.execute("DROP VIEW pauses")  # columns are added in the middle: replace, not CREATE OR REPLACE
     op.execute(f"CREATE VIEW pauses AS {PAUSES}")
 
