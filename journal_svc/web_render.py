@@ -36,7 +36,8 @@ summary{cursor:pointer;display:flex;gap:.5rem;align-items:baseline;flex-wrap:wra
 .body{white-space:pre-wrap;margin:.5rem 0}
 .sev-low{background:#fff3a8}mark.sev-medium{background:#fbd38d}mark.sev-high{background:#f6a89e}
 pre.text{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;padding:.4rem .6rem;margin:.2rem 0 .8rem}
-ul.occurrences{padding-left:1.2rem;margin:.3rem 0}ul.occurrences q{color:#444;white-space:pre-wrap}label.pick{margin-right:.6rem}
+ul.occurrences{padding-left:1.2rem;margin:.3rem 0}ul.occurrences q{color:#444;white-space:pre-wrap}
+label.pick{margin-right:.6rem}
 .paused{background:#fde8e6;border:2px solid #c0392b;border-radius:4px;padding:.6rem .9rem;margin:.8rem 0}
 main.wide{margin:0 -8rem}
 .turn{margin:.4rem 0;padding:.3rem .6rem;border-radius:4px;white-space:pre-wrap}
