@@ -15,7 +15,7 @@ Revises: 0008
 from alembic import op
 
 revision = "0011_pause_reasons"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
