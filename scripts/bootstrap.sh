@@ -31,4 +31,12 @@ if [ "$have" != "$want" ] || [ "$merged" != "$have_groups" ]; then
   echo "[bootstrap] installed in $((SECONDS - started)) s"
   echo "$want $merged" > "$stamp"
 fi
+# The browser test (tests/test_web_browser.py) drives Debian's chromium through playwright; it is
+# installed here when missing and we can (root and apt-get), else that test says why it skips.
+if [[ ",$groups," == *",test,"* ]] && ! command -v chromium >/dev/null \
+   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[bootstrap] installing Debian's chromium for the browser test"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+    || echo "[bootstrap] chromium not installed: the browser test will skip"
+fi
 export PATH="$PWD/.venv/bin:$PATH"

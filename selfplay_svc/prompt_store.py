@@ -3,7 +3,8 @@ selfplay_svc/prompts.py), the active version per run, and the run's reflection s
 the control KV bucket, which the trainer reads too; `run_prompts.reflect_every` is its record).
 
 Every change of a run's version is also a journal entry, so the journal says which prompt wrote
-which reflection and when that changed.
+which reflection and when that changed: the entry carries the run's step at the time (its last
+journaled step), so it sits between the reflections it separates.
 """
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ async def active_prompt(pool: asyncpg.Pool, run_id: str, default: str) -> tuple[
     return row["version"], row["text"]
 
 
+async def current_step(pool: asyncpg.Pool, run_id: str) -> int:
+    """The run's last journaled step; -1 ("no step") for a run the journal has not seen yet."""
+    step = await pool.fetchval("SELECT last_step FROM runs WHERE run_id = $1", run_id)
+    return -1 if step is None else step
+
+
 async def set_reflect_every(pool: asyncpg.Pool, js, kv, run_id: str, every: int,
                             who: str) -> events.ReflectSchedule:
     """The run reflects every `every` steps: the schedule goes to the control bucket, where
@@ -41,7 +48,8 @@ async def set_reflect_every(pool: asyncpg.Pool, js, kv, run_id: str, every: int,
            ON CONFLICT (run_id) DO UPDATE SET reflect_every = EXCLUDED.reflect_every,
            set_at = now(), who = EXCLUDED.who""", run_id, every, who)
     await bus.publish(js, events.JournalEntry(
-        event_id=events.new_event_id(), run_id=run_id, step=-1, author="system",
+        event_id=events.new_event_id(), run_id=run_id, step=await current_step(pool, run_id),
+        author="system",
         entry_type="prompt_change", title=f"reflections every {every} steps", who=who,
         body=f"Run {run_id} now reflects every {every} steps.", refs={"reflect_every": str(every)}))
     return schedule
@@ -57,6 +65,7 @@ async def use_prompt(pool: asyncpg.Pool, js, run_id: str, version: str, who: str
            ON CONFLICT (run_id) DO UPDATE SET version = EXCLUDED.version, set_at = now(),
            who = EXCLUDED.who""", run_id, version, who)
     await bus.publish(js, events.JournalEntry(
-        event_id=events.new_event_id(), run_id=run_id, step=-1, author="system",
+        event_id=events.new_event_id(), run_id=run_id, step=await current_step(pool, run_id),
+        author="system",
         entry_type="prompt_change", title=f"prompt {version}", who=who,
         body=f"Reflections for run {run_id} now use prompt {version}.", refs={"version": version}))
