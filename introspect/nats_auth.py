@@ -68,8 +68,12 @@ def server_env(passwords: dict[str, str]) -> dict[str, str]:
 
 
 def client_env(passwords: dict[str, str] | None, role: str) -> dict[str, str]:
-    """The environment a process connecting as `role` needs (nothing without users)."""
-    return {"NATS_USER": role, "NATS_PASSWORD": passwords[role]} if passwords else {}
+    """The environment a process connecting as `role` needs (nothing without users); journal_svc
+    also gets the web journal's password (it connects a second time, as `web`)."""
+    if not passwords:
+        return {}
+    web = {"INTROSPECT_WEB_NATS_PASSWORD": passwords["web"]} if role == "journal" else {}
+    return {"NATS_USER": role, "NATS_PASSWORD": passwords[role], **web}
 
 
 def as_role(settings, passwords: dict[str, str] | None, role: str):

@@ -25,7 +25,7 @@ def up(settings: Settings, args) -> int:
     try:
         passwords = infra.ensure_nats(settings)
         settings = nats_auth.as_role(settings, passwords, "admin")  # up provisions and watches as admin
-        infra.ensure_postgres(settings)
+        settings = infra.ensure_postgres(settings)
         infra.started["up_pid"] = os.getpid()
         infra.record()
         asyncio.run(provision(settings))
@@ -65,6 +65,8 @@ async def run_everything(settings: Settings, args, data: list[str], state_dir: P
                          passwords: dict[str, str] | None = None) -> int:
     env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ,  # the demo reflects often enough to see
            "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+           "JOURNAL_DATABASE_URL": settings.journal_database_url,
+           "READER_DATABASE_URL": settings.reader_database_url,
            "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1",
            **({"INTROSPECT_LOG_FORMAT": args.log_format} if getattr(args, "log_format", None) else {})}
     children = Children(env)

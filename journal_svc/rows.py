@@ -42,8 +42,8 @@ def with_sender(event: events.Event, subject: str) -> events.Event:
     server's permissions tie to the publishing user, never the name its payload claims (the
     `events` row keeps the payload as sent). Only on a server without users (sender "anonymous")
     is the payload's name all there is."""
-    if not isinstance(event, events.ControlCommand):
-        return event
+    if not isinstance(event, events.ControlCommand) or subject.count(".") != 3:
+        return event  # not from the bus (a direct write): the consumer dead-letters such subjects
     sender = subjects.sender_of(subject)
     return event if sender == subjects.ANONYMOUS else msgspec.structs.replace(event, who=sender)
 

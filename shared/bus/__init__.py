@@ -37,6 +37,11 @@ def nats_user(settings: Settings) -> str:
     return settings.nats_user or urlsplit(settings.nats_url).username or subjects.ANONYMOUS
 
 
+def user_of(nc: nats.NATS) -> str:
+    """The NATS user a connection made by `connect` authenticated as, or "anonymous"."""
+    return nc.options.get("user") or subjects.ANONYMOUS
+
+
 async def connect(settings: Settings, name: str, timeout: float | None = None) -> nats.NATS:
     """A connection that reconnects forever and logs every change of state. With `timeout`
     (a person waiting at a command line) the first connection gives up after that many seconds."""
@@ -57,7 +62,9 @@ async def connect(settings: Settings, name: str, timeout: float | None = None) -
     async def on_reconnect():
         log.info("nats reconnected")
 
-    credentials = {"user": settings.nats_user, "password": settings.nats_password} if settings.nats_user else {}
+    user = nats_user(settings)  # explicit even when the URL carries it, so user_of(nc) can tell
+    password = settings.nats_password if settings.nats_user else urlsplit(settings.nats_url).password
+    credentials = {"user": user, "password": password or ""} if user != subjects.ANONYMOUS else {}
     nc = nats.NATS()
     await nc.connect(
         settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,

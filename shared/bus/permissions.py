@@ -107,9 +107,9 @@ ROLES: dict[str, Role] = {
                  [stream for stream, _, _ in subjects.JOURNAL_CONSUMERS]),
         DISCOVERY),
     "web": Role(
-        "the web journal acting for the operator: notes, questions, pause and resume",
+        "journal_svc's web journal, acting for the operator: notes, questions, pause and resume",
         [*BASE_PUBLISH, "journal.*.entry", *command(["pause", "resume"], "web"), *kv_write(CB, "*")],
-        ["selfplay.*.reply", "train.*.status"]),
+        EVENT_TREES),  # live pages follow a run's events; a command waits for its status answer
     "operator": Role(
         "a person at the `introspect` CLI: every command, the desired state, notes, status, tail",
         [*BASE_PUBLISH, *command(["*"], "operator"), *kv_write(CB), "journal.*.entry", "$SRV.>",
