@@ -196,6 +196,19 @@ async def test_the_cli_finds_its_user_in_the_state_folder_operator_or_admin(auth
     assert (await admin.jetstream().stream_info("DLQ")).state.messages == 0
 
 
+async def test_the_web_journal_resumes_as_its_own_user_and_may_not_stop(connect_as):
+    settings, web = await connect_as("web")
+    _, admin = await connect_as("admin")
+    js = web.jetstream(timeout=DENIED_WAIT_S)
+    kv = await bus.control_bucket(js, settings)
+    cmd = control.command("w1", events.Resume(), who="web", note="checked")
+    assert (await control.send_and_wait(web, js, kv, cmd, timeout_s=0)).outcome == "sent"
+    assert await control_subjects(admin, "w1") == ["control.w1.resume.web"]
+    assert (await control.read_state(kv, "w1"))[0].state == "running"
+    for action in ("stop", "mix", "freeze"):
+        await refused(js.publish(subjects.control("w1", action, "web"), b"{}"))
+
+
 def test_the_committed_compose_config_is_the_generated_one():
     assert (ROOT / "nats-server.conf").read_text() == permissions.server_config()
 
