@@ -1,4 +1,5 @@
-"""The life of a service process: connect, provision, answer discovery, consume, stop cleanly.
+"""The life of a service process: connect, check the streams exist, answer discovery, consume,
+stop cleanly.
 
 SIGTERM or SIGINT stops the fetch loops; each finishes and acks the batch in hand, then the
 connection is drained (pending publishes flushed) and closed. Every instance registers with NATS
