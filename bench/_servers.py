@@ -13,14 +13,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared import db, schema  # noqa: E402
-from introspect import servers
+from introspect import servers  # noqa: E402
+from shared.bus.permissions import password_variable, server_config  # noqa: E402
 
 
 @contextlib.contextmanager
-def bench_servers(migrate: bool = True):
+def bench_servers(migrate: bool = True, nats_users: dict[str, str] | None = None):
+    """With `nats_users` (role -> password) the nats-server has a user per role, as `up` starts it."""
     tmp = Path(tempfile.mkdtemp(prefix="introspect-bench-"))
     port = servers.free_port()
-    nats_proc = servers.start_nats(port, tmp / "js")
+    if nats_users:
+        (tmp / "auth").mkdir()
+        (tmp / "auth" / "nats-auth.conf").write_text(server_config())
+        nats_proc = servers.start_nats(port, tmp / "js", config=tmp / "auth" / "nats-auth.conf",
+                                       env={password_variable(r): p for r, p in nats_users.items()})
+    else:
+        nats_proc = servers.start_nats(port, tmp / "js")
     embedded = None
     base = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     if not servers.reachable(*servers.host_port(base, 5432)):
