@@ -228,3 +228,15 @@ def test_compose_gives_each_service_its_own_user_and_the_server_every_password()
     assert nats_service["command"][:2] == ["-c", "/etc/nats/nats-server.conf"]
     assert set(nats_service["environment"]) == {permissions.password_variable(r) for r in permissions.USERS}
     assert services["provision"]["environment"]["NATS_USER"] == "admin"
+
+
+@pytest.mark.parametrize("mix, refused", [
+    (events.Mix(weights={"mitigation": 0.1}, texts={"mitigation": ["a counter-example"]}), False),
+    (events.Mix(weights={"main": 0.0001}), True),  # another source's weight
+    (events.Mix(weights={"x": 0.5}, paths={"x": "/data/other.txt"}), True),  # a file
+])
+def test_selfplays_mix_may_only_add_its_own_texts(mix, refused):
+    from trainer_svc.controls import texts_only_refusal
+    command = control.command("s1", mix, who="selfplay_svc")
+    assert bool(texts_only_refusal(command, "selfplay")) == refused
+    assert texts_only_refusal(command, "operator") is None

@@ -122,6 +122,10 @@ class BusControls(LocalControls):
         return Consumer(self.js, binding, "trainer_svc", self.settings)
 
     async def on_command(self, command: events.ControlCommand, msg) -> None:
+        refused = texts_only_refusal(command, subjects.sender_of(msg.subject))
+        if refused:
+            await self.on_rejected(msg, refused)
+            return
         self.send(command)  # acked once queued: the training thread applies it at the next step
 
     async def on_rejected(self, msg, reason: str) -> None:
@@ -159,6 +163,18 @@ class BusControls(LocalControls):
                 await control.send(self.js, self.kv, control.command(
                     self.run_id, events.Pause(), who=MONITOR_WHO, reason=reason), bus.nats_user(self.settings))
             await asyncio.sleep(min(2.0, self.monitor_timeout / 3))
+
+
+def texts_only_refusal(command: events.ControlCommand, sender: str) -> str | None:
+    """Why selfplay's mix is refused, if it is: selfplay may mix in its own inline texts (the bias
+    protocol's mitigation), never a file nor another source's weight; only the operator mixes
+    freely (shared.bus.permissions lets selfplay publish `control.*.mix.selfplay` and no more)."""
+    mix = command.args
+    if sender != "selfplay" or not isinstance(mix, events.Mix):
+        return None
+    if mix.paths or not set(mix.weights) <= set(mix.texts):
+        return "selfplay may mix in inline texts only, weighting only those"
+    return None
 
 
 async def stop_watcher(watcher) -> None:

@@ -10,7 +10,8 @@ The rules (issue 13):
   publish only with its own name there, so the journal reads who sent it from the subject;
 - only understanding and the operator pause; only the operator (and the `web` role acting for
   the operator) resumes, stops, freezes and mixes; selfplay may send one kind of mix, the bias
-  protocol's mitigation (`control.*.mix.selfplay`), which the trainer confines like any mix;
+  protocol's mitigation (`control.*.mix.selfplay`): the trainer refuses a selfplay mix that names
+  a file or weights another source (trainer_svc.controls.texts_only_refusal);
 - only the operator (and `web`) writes a run's desired state `$KV.run_state.<run>`; a service
   that pauses writes its own key `$KV.run_state.<run>.pause.<user>` (see shared.bus.control);
 - stream create/update/purge/delete and message delete are the admin's alone: `up` (or the
