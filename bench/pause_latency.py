@@ -138,7 +138,8 @@ def main(args) -> None:
     print(f"sample -> pause in KV: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {max(pauses) * 1000:.2f} ms "
           f"({args.trials} trials, {args.warmup} warm-up)")
     print(f"bare JetStream round trip (publish + KV put + KV get): p50 {b50:.2f} ms, p99 {b99:.2f} ms")
-    print(f"pause latency{' (NATS users)' if args.users else ''} p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 50 ms; "
+    label = " (NATS users)" if args.users else ""
+    print(f"pause latency{label} p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 50 ms; "
           f"bare JetStream round trip p50 {b50:.1f} ms, p99 {b99:.1f} ms)")
 
 
