@@ -49,6 +49,7 @@ class AuthNats:
                                        nats_auth.write_server_config(self.state_dir),
                                        nats_auth.server_env(self.passwords))
         self.url = f"nats://127.0.0.1:{port}"
+        self.log = tmp_path / "auth-nats.log"  # a refused publish or subscribe is logged as a Violation
 
     def settings(self, base, role: str):
         """`base` settings, on this server, as `role`."""

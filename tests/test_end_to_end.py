@@ -97,6 +97,7 @@ async def test_train_detect_pause_resume_and_query_the_journal(auth_nats, settin
         assert any("criminals" in r["text"] for r in wrote if r["source"] == "sample")
         exits = processes.terminate_all()
         assert exits == dict.fromkeys([*SERVICES, TRAINER], 0), processes.logs()  # 0 = drained, closed
+        assert "Violation" not in auth_nats.log.read_text()  # no one was refused anything it needed
     finally:
         for proc in processes.procs.values():
             if proc.poll() is None:

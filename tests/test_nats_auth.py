@@ -131,6 +131,19 @@ async def test_only_the_trainer_publishes_train_events_and_it_sends_no_operator_
     await refused(js.publish(subjects.control("t1", "stop", "trainer"), b"{}"))
 
 
+async def test_a_viewer_reads_and_publishes_nothing(connect_as):
+    settings, viewer = await connect_as("viewer")
+    _, trainer = await connect_as("trainer")
+    steps = await viewer.subscribe("train.*.step")
+    await viewer.flush()  # the server has the subscription before the trainer publishes
+    await trainer.publish("train.v1.step", b"{}")
+    assert (await steps.next_msg(timeout=2)).subject == "train.v1.step"
+    js = viewer.jetstream(timeout=DENIED_WAIT_S)
+    assert await control.read_state(await bus.control_bucket(js, settings), "v1") == (None, 0)
+    await refused(js.publish("journal.v1.entry", b"{}"))
+    await refused(js.publish(subjects.control("v1", "pause", "viewer"), b"{}"))
+
+
 async def test_no_one_but_the_admin_purges_or_deletes_a_stream(connect_as):
     _, admin = await connect_as("admin")
     await admin.jetstream().publish(subjects.dlq("journal_svc"), b"dead letter")

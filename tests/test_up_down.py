@@ -59,6 +59,7 @@ def test_up_starts_what_is_missing_and_down_stops_everything(database_url, tmp_p
         assert "Traceback" not in log.read_text(), log.read_text()
         assert not servers.reachable("127.0.0.1", port)
         assert not (state / "servers.json").exists()
+        assert "Violation" not in (state / "nats.log").read_text()  # each service had what it needed
     finally:
         if up.poll() is None:
             up.kill()
