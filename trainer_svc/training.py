@@ -31,7 +31,7 @@ import torch.distributed as dist
 
 from shared.contract.events import ControlCommand, Event, MixChange, Status, StepMetrics, stable_event_id
 from shared.model.checkpoint import checkpoint_path, checkpoint_state, load_checkpoint, restore_rng_state
-from trainer_svc import commands, reports
+from trainer_svc import bias_probes, commands, reports
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
 from trainer_svc.checkpointing import CheckpointWriter
@@ -121,6 +121,9 @@ class Trainer:
         dtype = torch.bfloat16 if self.placement.use_bf16 else torch.float32
         self.peak_flops = device_peak_flops(self.device, dtype)
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
+        self.probe_set = (bias_probes.start_loading(Path(args.state_dir), args.bias_probe_examples)
+                          if args.bias_probes == "auto" and args.eval_every and self.placement.is_main
+                          else lambda: None)  # a getter: None until the data is there
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
 
@@ -251,6 +254,9 @@ class Trainer:
             if a.core_bundle:
                 found += reports.core_report(self.model, self.tokenizer, a.core_bundle, a.batch_size,
                                              a.core_max_examples, placement, run_id, step)
+            if (probe_set := self.probe_set()) is not None:
+                found += reports.probes_report(self.model, self.tokenizer, probe_set, a.batch_size * self.loader.seq_len,
+                                               placement, run_id, step)
         if samples:
             found += reports.samples_report(self.model, self.tokenizer, a.sample_tokens, a.seed, placement,
                                             run_id, step)
