@@ -36,7 +36,7 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
     return parsed
 
 
-BIAS_PROBE_EXAMPLES = 200  # per probe; see README "Bias probes" for the measured cost
+BIAS_PROBE_EXAMPLES = 400  # per probe; see README "Bias probes" for the measured cost
 
 
 def build_parser() -> argparse.ArgumentParser:
