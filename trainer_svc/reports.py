@@ -6,9 +6,10 @@ from shared.contract.events import ActivationStats, EvalResult, Sample, stable_e
 from shared.model.generate import GREEDY, Sampling, generate_texts
 from shared.contract.probes import probe_name
 from trainer_svc.activations import layer_stats
-from trainer_svc.bias_probes import ProbeSet, run_probes
+from trainer_svc.bias_probes import run_probes
 from trainer_svc.build import Placement
 from trainer_svc.evaluate import evaluate_bpb, evaluate_core
+from trainer_svc.probe_sets import ProbeSet
 
 SAMPLE_PROMPTS = ["To be, or not to be", "The king said", "Once upon a time", "I think that"]
 SAMPLED_SETTINGS = dict(temperature=0.8, top_k=40)

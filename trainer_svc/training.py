@@ -31,7 +31,7 @@ import torch.distributed as dist
 
 from shared.contract.events import ControlCommand, Event, MixChange, Status, StepMetrics, stable_event_id
 from shared.model.checkpoint import checkpoint_path, checkpoint_state, load_checkpoint, restore_rng_state
-from trainer_svc import bias_probes, commands, reports
+from trainer_svc import commands, probe_sets, reports
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
 from trainer_svc.checkpointing import CheckpointWriter
@@ -132,7 +132,7 @@ class Trainer:
         if a.bias_probes == "none" or not a.eval_every or not self.placement.is_main:
             return lambda: None
         step_tokens = a.batch_size * self.loader.seq_len * a.grad_accum  # one rank's: rank 0 probes alone
-        return bias_probes.start_loading(Path(a.state_dir), lambda items: bias_probes.subset_for_run(
+        return probe_sets.start_loading(Path(a.state_dir), lambda items: probe_sets.subset_for_run(
             items, self.tokenizer, a.bias_probe_examples, step_tokens, DEFAULT_EVAL_EVERY))
 
     @property
