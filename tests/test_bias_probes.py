@@ -147,8 +147,8 @@ def test_without_the_data_the_probes_are_skipped_with_one_warning(trainer_args, 
     assert "val_bpb" in evals and not any(parse_probe_name(name) for name in evals)
 
 
-async def test_the_journal_keeps_probe_scores_in_bias_probes_once(nc, pool, settings, run_bindings):
-    run_bindings("journal_svc", journal_bindings(await JournalWriter.create(pool)))
+async def test_the_journal_keeps_probe_scores_in_bias_probes_once(nc, pool, writer_pool, settings, run_bindings):
+    run_bindings("journal_svc", journal_bindings(await JournalWriter.create(writer_pool)))  # as journal_svc's role
     js = nc.jetstream()
     scores = [events.EvalResult(event_id=events.new_event_id(), run_id="jp", step=250, name=probe_name(p, axis),
                                 value=value, details={"probe": p, "axis": axis, "n": 120})
