@@ -36,7 +36,7 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
     return parsed
 
 
-DEFAULT_EVAL_EVERY = 250  # the bias probes are sized against it (trainer_svc/bias_probes.py)
+DEFAULT_EVAL_EVERY = 250  # the bias probes are sized against it (trainer_svc/probe_sets.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     # reporting
     p.add_argument("--out-dir", default="checkpoints", help="local checkpoint folder (a subfolder per run)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (0: final only)")
-    p.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY, help="val bpb (and CORE) every N steps (0: off)")
+    p.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY,
+                   help="val bpb (and CORE, and the bias probes) every N steps (0: off)")
     p.add_argument("--eval-tokens", type=int, default=65536, help="validation tokens per source per eval")
     p.add_argument("--core-bundle", default=None, help="folder of CORE-style JSONL tasks to evaluate")
     p.add_argument("--core-max-examples", type=int, default=200, help="examples per CORE task per eval")
