@@ -263,8 +263,8 @@ class Trainer:
                 found += reports.core_report(self.model, self.tokenizer, a.core_bundle, a.batch_size,
                                              a.core_max_examples, placement, run_id, step)
             if (probe_set := self.probe_set()) is not None:
-                found += reports.probes_report(self.model, self.tokenizer, probe_set, a.batch_size * self.loader.seq_len,
-                                               placement, run_id, step)
+                found += reports.probes_report(self.model, self.tokenizer, probe_set,
+                                               a.batch_size * self.loader.seq_len, placement, run_id, step)
         if samples:
             found += reports.samples_report(self.model, self.tokenizer, a.sample_tokens, a.seed, placement,
                                             run_id, step)
