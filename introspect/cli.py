@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     every = prompt_sub.add_parser("every", help="set how many steps lie between the run's reflections")
     every.add_argument("steps", type=int, help="steps between reflections (checkpoint steps)")
     every.add_argument("--run", required=True, help="run id")
+    every.add_argument("--wait", type=float, default=30, metavar="S",
+                       help="seconds to wait for the trainer to follow it (0: do not wait)")
     prompt_sub.add_parser("list", help="list prompt versions")
 
     tail = sub.add_parser("tail", help="the live event streams, one readable line per event")
@@ -227,9 +229,39 @@ async def ask(settings, args) -> None:
         await nc.close()
 
 
+async def set_schedule(settings, nc, js, pool, args) -> None:
+    """`prompt every N`: set it, then wait for the trainer to say it checkpoints at those steps
+    (selfplay reflects on checkpoints); a trainer that is not running reads it when it starts."""
+    from selfplay_svc.prompt_store import set_reflect_every
+    run = subjects.check_run_id(args.run)
+    replies = await nc.subscribe(subjects.train(run, "status"))  # before setting: a quick answer counts
+    try:
+        kv = await bus.control_bucket(js, settings)
+        schedule = await set_reflect_every(pool, js, kv, run, args.steps, who="human")
+        print(f"run {run} now reflects every {args.steps} steps")
+        desired, _ = await control.read_state(kv, run)
+        if desired and desired.state == "paused":
+            print(f"run {run} is paused: its trainer checkpoints at these steps once resumed")
+            return
+        if args.wait <= 0:
+            return
+        status = await control.wait_for_status(replies, schedule.command_id, args.wait)
+    finally:
+        await replies.unsubscribe()
+    if status is None:
+        print(f"prompt every: no answer from the trainer within {args.wait:g} s; its trainer checkpoints "
+              "at these steps once it runs (or resumes)", file=sys.stderr)
+        raise SystemExit(2)
+    outcome = "rejected" if status.outcome == "rejected" else "applied"
+    print(control.Answer(outcome=outcome, action="prompt every", run_id=run,
+                         command_id=schedule.command_id, status=status).describe())
+    if outcome == "rejected":
+        raise SystemExit(1)
+
+
 async def prompt_command(settings, args) -> None:
     from shared.db import create_pool
-    from selfplay_svc.prompt_store import list_prompts, set_reflect_every, use_prompt
+    from selfplay_svc.prompt_store import list_prompts, use_prompt
     # listing only reads; choosing a run's prompt writes run_prompts, which only the owner may
     writes = args.prompt_command != "list"
     pool = await create_pool(settings.database_url if writes else settings.reader_database_url)
@@ -239,13 +271,14 @@ async def prompt_command(settings, args) -> None:
                 print(f"{row['version']:>6}  {row['word_count']:>4} words")
             return
         nc, js = await connect(settings)
-        if args.prompt_command == "every":
-            await set_reflect_every(pool, js, subjects.check_run_id(args.run), args.steps, who="human")
-            print(f"run {args.run} now reflects every {args.steps} steps")
-        else:
-            await use_prompt(pool, js, subjects.check_run_id(args.run), args.version, who="human")
-            print(f"run {args.run} now reflects with prompt {args.version}")
-        await nc.close()
+        try:
+            if args.prompt_command == "every":
+                await set_schedule(settings, nc, js, pool, args)
+            else:
+                await use_prompt(pool, js, subjects.check_run_id(args.run), args.version, who="human")
+                print(f"run {args.run} now reflects with prompt {args.version}")
+        finally:
+            await nc.close()
     finally:
         await pool.close()
 

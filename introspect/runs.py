@@ -162,7 +162,7 @@ async def known_runs(nc, settings) -> dict[str, dict]:
     for row in rows or []:
         runs[row["run_id"]] = {"step": row["last_step"], "state": row["state"] or "", "checkpoints": 0}
     kv = await bus.control_bucket(js, settings)
-    for key in await bucket_keys(js, subjects.CONTROL_BUCKET):
+    for key in filter(subjects.is_run_key, await bucket_keys(js, subjects.CONTROL_BUCKET)):
         desired, _ = await control.read_state(kv, key)
         if desired:
             runs.setdefault(key, {"step": None, "state": "", "checkpoints": 0})["wanted"] = desired.state

@@ -1,5 +1,6 @@
 """Reflection prompt versions in PostgreSQL: the shipped versions (stored by the migrations, from
-selfplay_svc/prompts.py), and the active version and schedule per run.
+selfplay_svc/prompts.py), the active version per run, and the run's reflection schedule (kept in
+the control KV bucket, which the trainer reads too; `run_prompts.reflect_every` is its record).
 
 Every change of a run's version is also a journal entry, so the journal says which prompt wrote
 which reflection and when that changed: the entry carries the run's step at the time (its last
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncpg
 
 from shared import bus
+from shared.bus import control
 from shared.contract import events
 
 
@@ -28,21 +30,19 @@ async def active_prompt(pool: asyncpg.Pool, run_id: str, default: str) -> tuple[
     return row["version"], row["text"]
 
 
-async def reflect_every(pool: asyncpg.Pool, run_id: str, default: int) -> int:
-    """Steps between the run's reflections: its own setting, else the service default."""
-    value = await pool.fetchval("SELECT reflect_every FROM run_prompts WHERE run_id = $1", run_id)
-    return value or default
-
-
 async def current_step(pool: asyncpg.Pool, run_id: str) -> int:
     """The run's last journaled step; -1 ("no step") for a run the journal has not seen yet."""
     step = await pool.fetchval("SELECT last_step FROM runs WHERE run_id = $1", run_id)
     return -1 if step is None else step
 
 
-async def set_reflect_every(pool: asyncpg.Pool, js, run_id: str, every: int, who: str) -> None:
+async def set_reflect_every(pool: asyncpg.Pool, js, kv, run_id: str, every: int,
+                            who: str) -> events.ReflectSchedule:
+    """The run reflects every `every` steps: the schedule goes to the control bucket, where
+    selfplay and the trainer (which checkpoints at those steps) read it, and to the journal."""
     if every < 1:
         raise SystemExit("reflect every: steps must be at least 1")
+    schedule = await control.set_reflect_schedule(kv, run_id, every, who)
     await pool.execute(
         """INSERT INTO run_prompts (run_id, reflect_every, who) VALUES ($1, $2, $3)
            ON CONFLICT (run_id) DO UPDATE SET reflect_every = EXCLUDED.reflect_every,
@@ -52,6 +52,7 @@ async def set_reflect_every(pool: asyncpg.Pool, js, run_id: str, every: int, who
         author="system",
         entry_type="prompt_change", title=f"reflections every {every} steps", who=who,
         body=f"Run {run_id} now reflects every {every} steps.", refs={"reflect_every": str(every)}))
+    return schedule
 
 
 async def use_prompt(pool: asyncpg.Pool, js, run_id: str, version: str, who: str) -> None:

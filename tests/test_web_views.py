@@ -15,7 +15,7 @@ from journal_svc.web import make_app
 from journal_svc.web_render import render_journal
 from journal_svc.writer import JournalWriter, create_staging_tables
 from selfplay_svc import prompt_store
-from shared import db, schema
+from shared import bus, db, schema
 from shared.contract import events
 from understanding_svc.analysis import analyse_text
 from understanding_svc.grouping import add_sample, grouped_detection
@@ -203,11 +203,12 @@ async def test_a_persons_pause_reason_is_in_the_pauses_view_and_on_the_page(pool
     assert "step 42" in card and "author-human" in card and "back soon" in card and "it was fine" in card
 
 
-async def test_a_prompt_change_carries_the_runs_step(nc, pool):
+async def test_a_prompt_change_carries_the_runs_step(nc, pool, settings):
     await journal(pool, step("pc", 1234, 1.0, 1.0))
+    kv = await bus.control_bucket(nc.jetstream(), settings)
     entries = await nc.subscribe("journal.pc.entry")
     await prompt_store.use_prompt(pool, nc.jetstream(), "pc", "v1.4", who="ana")
-    await prompt_store.set_reflect_every(pool, nc.jetstream(), "pc", 25, who="ana")
+    await prompt_store.set_reflect_every(pool, nc.jetstream(), kv, "pc", 25, who="ana")
     changes = [events.decode((await entries.next_msg(timeout=5)).data) for _ in range(2)]
     assert [(c.entry_type, c.step) for c in changes] == [("prompt_change", 1234)] * 2
     unseen = await nc.subscribe("journal.unseen.entry")

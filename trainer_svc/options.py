@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor-timeout", type=float, default=60.0,
                    help="(wiring) seconds to wait for the monitor with --require-monitor")
     p.add_argument("--no-progress", action="store_true", help="no terminal progress bar")
+    p.add_argument("--batch-log", default=None, metavar="FILE",
+                   help="(debugging) append every batch's input token ids to FILE as JSON lines; "
+                        "costs a host copy per micro-batch")
     return p
 
 

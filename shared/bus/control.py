@@ -20,7 +20,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from shared import bus
 from shared.contract import events
 from shared.contract import subjects
-from shared.contract.subjects import check_run_id
+from shared.contract.subjects import check_run_id, reflect_schedule_key
 
 STATE_FOR_ACTION = {"pause": "paused", "resume": "running", "stop": "stopped"}
 PAUSED_BY_KEPT = 256  # detections remembered per run
@@ -85,6 +85,23 @@ async def send(js, kv, cmd: events.ControlCommand) -> bool:
             await kv.put(cmd.run_id, msgspec.json.encode(next_state(cmd, state, current)))
     await bus.publish(js, cmd)
     return True
+
+
+async def read_reflect_schedule(kv, run_id: str) -> events.ReflectSchedule | None:
+    """The run's own reflection schedule (`introspect prompt every N`), None when it has none."""
+    try:
+        entry = await kv.get(reflect_schedule_key(run_id))
+    except KeyNotFoundError:
+        return None
+    return msgspec.json.decode(entry.value, type=events.ReflectSchedule) if entry.value else None
+
+
+async def set_reflect_schedule(kv, run_id: str, every: int, who: str) -> events.ReflectSchedule:
+    """Reflect every `every` steps: selfplay reflects at those checkpoints, the trainer writes them."""
+    schedule = msgspec.convert({"every": every, "who": who, "command_id": events.new_event_id()},
+                               events.ReflectSchedule)
+    await kv.put(reflect_schedule_key(run_id), msgspec.json.encode(schedule))
+    return schedule
 
 
 # --- sending a command and waiting for the trainer's answer -------------------------------------

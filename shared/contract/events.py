@@ -357,3 +357,13 @@ class DesiredState(msgspec.Struct, forbid_unknown_fields=True):
     command_id: str = ""
     detection_id: str | None = None
     paused_by: list[str] = []  # detections that paused this run: each pauses it at most once
+
+
+class ReflectSchedule(msgspec.Struct, forbid_unknown_fields=True):
+    """The value kept in the control KV bucket under `reflect_every.<run>` (`introspect prompt
+    every N`): selfplay reflects on the run's checkpoints at multiples of `every`, so the trainer
+    checkpoints at those steps too; it answers `command_id` with a Status when it follows it."""
+    every: Annotated[int, msgspec.Meta(ge=1)]
+    who: str = ""
+    ts: float = msgspec.field(default_factory=time.time)
+    command_id: str = ""
