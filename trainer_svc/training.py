@@ -42,7 +42,6 @@ from trainer_svc.hooks import (Controls, Emit, EventLog, LocalControls, OnCheckp
                                ignore_checkpoint)
 from trainer_svc.mfu import device_peak_flops, mfu
 from trainer_svc.optim import setup_optimizers
-from trainer_svc.options import DEFAULT_EVAL_EVERY
 from trainer_svc.progress import ProgressBar
 from trainer_svc.schedule import lr_multiplier
 
@@ -137,7 +136,7 @@ class Trainer:
             return lambda: None
         step_tokens = a.batch_size * self.loader.seq_len * a.grad_accum  # one rank's: rank 0 probes alone
         return probe_sets.start_loading(Path(a.state_dir), lambda items: probe_sets.subset_for_run(
-            items, self.tokenizer, a.bias_probe_examples, step_tokens, DEFAULT_EVAL_EVERY))
+            items, self.tokenizer, a.bias_probe_examples, step_tokens, a.eval_every))
 
     @property
     def step(self) -> int:
