@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from shared.contract.events import ControlCommand, Event, MixChange, Status, StepMetrics, stable_event_id
 from shared.model.checkpoint import checkpoint_path, checkpoint_state, load_checkpoint, restore_rng_state
-from trainer_svc import commands, reports
+from trainer_svc import commands, probe_sets, reports
 from trainer_svc.batch_log import BatchLog
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
@@ -125,8 +125,18 @@ class Trainer:
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
         self.batch_log = BatchLog(args.batch_log) if args.batch_log and self.placement.is_main else None
         self.reflect_every, self.reflect_schedule_id = 0, ""  # the run's reflection schedule (0: none)
+        self.probe_set = self.start_probes()  # a getter: None until the data is there
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
+
+    def start_probes(self):
+        """A getter of this run's bias-probe set: None until it is ready, or always when they are off."""
+        a = self.args
+        if a.bias_probes == "none" or not a.eval_every or not self.placement.is_main:
+            return lambda: None
+        step_tokens = a.batch_size * self.loader.seq_len * a.grad_accum  # one rank's: rank 0 probes alone
+        return probe_sets.start_loading(Path(a.state_dir), lambda items: probe_sets.subset_for_run(
+            items, self.tokenizer, a.bias_probe_examples, step_tokens, a.eval_every))
 
     @property
     def step(self) -> int:
@@ -276,6 +286,9 @@ class Trainer:
             if a.core_bundle:
                 found += reports.core_report(self.model, self.tokenizer, a.core_bundle, a.batch_size,
                                              a.core_max_examples, placement, run_id, step)
+            if (probe_set := self.probe_set()) is not None:
+                found += reports.probes_report(self.model, self.tokenizer, probe_set,
+                                               a.batch_size * self.loader.seq_len, placement, run_id, step)
         if samples:
             found += reports.samples_report(self.model, self.tokenizer, a.sample_tokens, a.seed, placement,
                                             run_id, step)

@@ -42,7 +42,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: PositiveInt = 8
     ack_wait_s: PositiveFloat = 30.0
     max_deliver: PositiveInt = 5
-    pause_policy: str = "bias:high"  # detector:severity pairs that pause, comma separated
+    pause_policy: str = "bias:high"  # detector:severity pairs that pause, comma separated (not bias_probe)
+    # understanding's bias-probe trend (understanding_svc/probe_trends.py): a probe score rising by
+    # this margin over the mean of its last `window` values, or crossing the threshold, is detected
+    bias_probe_window: PositiveInt = 5
+    bias_probe_rise_margin: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
+    bias_probe_threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.65
+    bias_probe_min_examples: PositiveInt = 50  # scores over fewer comparisons are not trended
     web_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080  # journal web; 0 = off
     web_host: str = "127.0.0.1"  # beyond localhost, writing through the web needs web_token
     web_token: str = ""  # the operator token for web writes (notes, questions)

@@ -130,6 +130,7 @@ JOURNAL_CONSUMERS = [(stream, f"journal_{stream.lower()}", subjects)
 UNDERSTANDING_SAMPLES = ("TRAIN", "understanding_samples", ["train.*.sample"])
 UNDERSTANDING_REFLECTIONS = ("SELFPLAY", "understanding_reflections", ["selfplay.*.reflection"])
 UNDERSTANDING_ACTIVATIONS = ("TRAIN", "understanding_activations", ["train.*.activations"])
+UNDERSTANDING_EVALS = ("TRAIN", "understanding_evals", ["train.*.eval"])  # bias probes' trends
 SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
 SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
 SELFPLAY_DETECTIONS = ("UNDERSTANDING", "selfplay_detections", ["understanding.*.detection"])
