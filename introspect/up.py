@@ -28,7 +28,10 @@ def up(settings: Settings, args) -> int:
         settings = infra.ensure_postgres(settings)
         infra.started["up_pid"] = os.getpid()
         infra.record()
-        asyncio.run(provision(settings))
+        try:
+            asyncio.run(provision(settings))
+        except bus.Unreachable as err:  # e.g. a server with users, and no password known here
+            raise SystemExit(f"[introspect] {err}") from None
         if not args.no_train:  # before fetching a corpus or starting a service
             asyncio.run(refuse_a_stopped_run(settings, args.run_id))
         data = [] if args.no_train else args.data or [str(default_corpus(state_dir))]
@@ -54,7 +57,7 @@ def instance_counts(scale: list[str]) -> dict[str, int]:
 
 async def provision(settings: Settings) -> None:
     """Streams and buckets, created or updated by the admin before any service starts."""
-    nc = await bus.connect(settings, "introspect-up")
+    nc = await bus.connect(settings, "introspect-up", timeout=10)  # a refused user says so, not hangs
     try:
         await bus.provision(nc.jetstream(), settings)
     finally:

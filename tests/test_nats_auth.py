@@ -253,3 +253,9 @@ def test_selfplays_mix_may_only_add_its_own_texts(mix, refused):
     command = control.command("s1", mix, who="selfplay_svc")
     assert bool(texts_only_refusal(command, "selfplay")) == refused
     assert texts_only_refusal(command, "operator") is None
+
+
+async def test_a_command_line_refused_by_the_server_says_so_and_what_to_set(auth_nats):
+    settings = load_settings({}, nats_url=auth_nats.url)
+    with pytest.raises(bus.Unreachable, match="refused NATS user 'anonymous'.*NATS_USER"):
+        await bus.connect(settings, "test-cli", timeout=2)

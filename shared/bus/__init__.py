@@ -45,14 +45,29 @@ def user_of(nc: nats.NATS) -> str:
 async def connect(settings: Settings, name: str, timeout: float | None = None) -> nats.NATS:
     """A connection that reconnects forever and logs every change of state. With `timeout`
     (a person waiting at a command line) the first connection gives up after that many seconds."""
+    errors: list[Exception] = []  # what the server said, for the message when we give up
     if timeout is not None:
         try:
-            return await asyncio.wait_for(connect(settings, name), timeout)
-        except (asyncio.TimeoutError, OSError, nats.errors.NoServersError):
-            raise Unreachable(f"NATS at {settings.nats_url} did not answer within {timeout:g} s "
-                              "(is it running? `introspect up` starts one)") from None
+            return await asyncio.wait_for(_connect(settings, name, errors), timeout)
+        except (asyncio.TimeoutError, OSError, nats.errors.Error) as err:  # refused at once, or in time
+            errors.append(err)
+            raise Unreachable(f"NATS at {settings.nats_url} did not answer within {timeout:g} s"
+                              f"{refusal(errors, settings)}") from None
+    return await _connect(settings, name, errors)
 
+
+def refusal(errors: list[Exception], settings: Settings) -> str:
+    """Why the first connection failed, in words a person can act on."""
+    if any("Authorization Violation" in str(err) for err in errors):
+        return (f": it refused NATS user {nats_user(settings)!r} (set NATS_USER and NATS_PASSWORD, "
+                "or run from the folder whose .state holds `up`'s passwords; README, Security)")
+    return " (is it running? `introspect up` starts one)"
+
+
+async def _connect(settings: Settings, name: str, errors: list[Exception]) -> nats.NATS:
     async def on_error(err):
+        errors.append(err)
+        del errors[:-1]  # the last one is enough
         log.warning("nats error", extra={"error": repr(err)})
 
     async def on_disconnect():
