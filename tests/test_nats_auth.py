@@ -144,6 +144,21 @@ async def test_a_viewer_reads_and_publishes_nothing(connect_as):
     await refused(js.publish(subjects.control("v1", "pause", "viewer"), b"{}"))
 
 
+async def test_the_trainer_uploads_checkpoints_again_and_selfplay_reads_them(connect_as, tmp_path):
+    t_settings, trainer = await connect_as("trainer")
+    s_settings, selfplay = await connect_as("selfplay")
+    _, understanding = await connect_as("understanding")
+    store = await bus.checkpoint_store(trainer.jetstream(), t_settings)
+    await store.put("c1/step_1.pt", b"first")
+    await store.put("c1/step_1.pt", b"weights" * 1000)  # the same name again: old chunks purged
+    readable = await bus.checkpoint_store(selfplay.jetstream(), s_settings)
+    with open(tmp_path / "got.pt", "wb") as f:
+        await readable.get("c1/step_1.pt", writeinto=f)
+    assert (tmp_path / "got.pt").read_bytes() == b"weights" * 1000
+    u_store = await bus.checkpoint_store(understanding.jetstream(timeout=DENIED_WAIT_S), s_settings)
+    await refused(u_store.put("c1/step_2.pt", b"not a checkpoint"))
+
+
 async def test_no_one_but_the_admin_purges_or_deletes_a_stream(connect_as):
     _, admin = await connect_as("admin")
     await admin.jetstream().publish(subjects.dlq("journal_svc"), b"dead letter")

@@ -42,8 +42,8 @@ def consumer_create(stream: str) -> list[str]:
 
 def kv_read(bucket: str) -> list[str]:
     """Get a key (direct get or message get) and watch keys (an ordered push consumer)."""
-    return [f"$JS.API.STREAM.INFO.KV_{bucket}", f"$JS.API.DIRECT.GET.KV_{bucket}.>",
-            f"$JS.API.STREAM.MSG.GET.KV_{bucket}", *consumer_create(f"KV_{bucket}")]
+    return [f"$JS.API.DIRECT.GET.KV_{bucket}.>", f"$JS.API.STREAM.MSG.GET.KV_{bucket}",
+            *consumer_create(f"KV_{bucket}")]
 
 
 def kv_write(bucket: str, keys: str = ">") -> list[str]:
@@ -52,15 +52,14 @@ def kv_write(bucket: str, keys: str = ">") -> list[str]:
 
 def durable(stream: str) -> list[str]:
     """Bind and fetch from durable pull consumers on `stream`, and ack what they deliver."""
-    return [f"$JS.API.STREAM.INFO.{stream}", *consumer_create(stream),
-            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
+    return [*consumer_create(stream), f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.ACK.{stream}.>"]
 
 
-# Every authenticated client: account info, stream lookups, flow control of push consumers.
+# Every authenticated client: account info, stream lookups (every stream and bucket: services check
+# at start that they exist), flow control of push consumers.
 BASE_PUBLISH = ["$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES", "$JS.FC.>"]
-OBJECT_READ = [f"$JS.API.STREAM.INFO.{OBJ}", f"$JS.API.DIRECT.GET.{OBJ}.>", f"$JS.API.STREAM.MSG.GET.{OBJ}",
-               *consumer_create(OBJ)]
+OBJECT_READ = [f"$JS.API.DIRECT.GET.{OBJ}.>", f"$JS.API.STREAM.MSG.GET.{OBJ}", *consumer_create(OBJ)]
 DISCOVERY = ["$SRV.>", "introspect.*.status"]  # nats micro discovery and the services' status endpoint
 EVENT_TREES = [*(s for names in subjects.STREAMS.values() for s in names)]
 
