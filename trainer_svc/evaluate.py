@@ -94,7 +94,7 @@ def load_bundle(bundle_dir: str | Path) -> dict[str, dict]:
         examples = []
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if line.strip():
-                examples.append(checked_example(json.loads(line), f"{path}:{number}"))
+                examples.append(checked_example(line, f"{path}:{number}"))
         task = settings.get(path.stem, {})
         tasks[path.stem] = {"examples": examples, "few_shot": task.get("few_shot", 0),
                             "delimiter": task.get("delimiter", " "),
@@ -102,7 +102,13 @@ def load_bundle(bundle_dir: str | Path) -> dict[str, dict]:
     return tasks
 
 
-def checked_example(example: dict, where: str) -> dict:
+def checked_example(line: str, where: str) -> dict:
+    try:
+        example = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: not JSON ({error})") from None
+    if not isinstance(example, dict):
+        raise ValueError(f"{where}: expected an object with context, choices and gold")
     choices, gold = example.get("choices"), example.get("gold")
     if not isinstance(example.get("context"), str) or not isinstance(choices, list) or len(choices) < 2 \
             or not all(isinstance(c, str) for c in choices):
