@@ -89,7 +89,7 @@ def boolq(row: dict) -> dict | None:
 # CommonsenseQA and BoolQ 10 shots and OpenBookQA none; here every task is 0-shot: one shot makes a
 # row about 1.7x longer, 10 do not fit a demo model's 256 tokens. A question is followed by
 # "Answer:", a stem (OpenBookQA) by its completion. `examples`: scored per eval, 32 so that an eval
-# costs about 2 training steps at the default shape on a CPU (bench/core_cost.py).
+# costs 2-3 training steps at the default shape on a CPU (bench/core_cost.py).
 ANSWER_AFTER = "\nAnswer: "
 TASKS: dict[str, tuple[str, Callable[[dict], dict | None], dict]] = {
     "piqa": ("PIQA/validation.jsonl", question_and_options, {"few_shot": 0, "delimiter": ANSWER_AFTER}),
@@ -104,7 +104,7 @@ RECIPE = f"1 {WHEEL} seed={SEED} examples={EXAMPLES_PER_EVAL} " + json.dumps(
 
 
 def seeded_order(name: str, examples: list[dict]) -> list[dict]:
-    """A fixed shuffle; BoolQ alternates no / yes (as far as both last) so a prefix is balanced."""
+    """A fixed shuffle; BoolQ alternates no / yes (the surplus yes left out) so a prefix is balanced."""
     rng = random.Random(f"{SEED}:{name}")
     if name != "boolq":
         return rng.sample(examples, len(examples))
