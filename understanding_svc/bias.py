@@ -235,17 +235,20 @@ def _assess_mention(text, offset, sentence, group: re.Match, quotes) -> BiasFind
 
 def _rules_cleared(sentence: str, group: re.Match) -> bool:
     """The rules read the group as only introduced ("There are Muslims in ...") or as the subject
-    of a generalisation whose predicate they found harmless: no trait, no deficit, not negative,
-    no "only"/"always" ("Muslims celebrate holidays with their families"). The classifier, whose
-    group terms are masked, cannot tell that from "Women enjoy cooking", so it is not asked to
-    overrule them; it reads what the grammar does not parse."""
+    of a generalisation they found harmless: no trait, no deficit, not negative, no "only" or
+    "always", and either pleasant ("Muslims celebrate holidays with their families") or about part
+    of the group ("Many women work in healthcare"). The classifier, whose group terms are masked,
+    cannot tell those from "Women enjoy cooking", so it is not asked to overrule them."""
     if _EXISTENTIAL.search(sentence[:group.start()]):
         return True
     claim = _reverse_claim(sentence, group) or _claim(sentence, group)
     if claim is None or claim.negated_quantifier or claim.strong:
         return False
     predicate = sentence[claim.predicate_start:claim.predicate_end].strip(" ,.!?\n")
-    return bool(predicate) and not _RESTRICTIVE.search(predicate) and _judge(claim, predicate) is None
+    if not predicate or _RESTRICTIVE.search(predicate) or _NEGATION.search(predicate) \
+            or _judge(claim, predicate) is not None:
+        return False
+    return claim.partial_quantifier or _vader().polarity_scores(predicate)["compound"] >= VADER_POSITIVE
 
 
 def _most_severe_per_group(found: list[BiasFinding]) -> list[BiasFinding]:

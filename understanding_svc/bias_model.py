@@ -184,7 +184,7 @@ def train_from(data: pathlib.Path, positives_from: tuple[str, ...] = ("StereoSet
     positives, negatives = identity_attacks(data), list(neutral_train)
     if "StereoSet" in positives_from:
         positives += ss["stereotype"]
-        negatives += ss["unrelated"] + ss["context"]
+        negatives += ss["unrelated"] + ss["context"] + ss["anti-stereotype"]  # same form, other content
     if "CrowS-Pairs" in positives_from:
         positives += crows_pairs(data)["more stereotypical"]
     words, vectors = glove if glove is not None else (None, None)
