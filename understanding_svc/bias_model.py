@@ -125,7 +125,7 @@ def train(positives: list[str], negatives: list[str], calibration: list[str], tr
     model = BiasModel(np.zeros(0), 0.0, 0.5, trained_on, words, vectors)
     X = model.features([mask(s) for s in positives + negatives])
     y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
-    fit = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(X, y)
+    fit = LogisticRegression(C=1.0, class_weight="balanced", solver="liblinear").fit(X, y)  # 2x lbfgs here
     model.coef, model.intercept = fit.coef_[0], float(fit.intercept_[0])
     model.threshold = max(0.5, float(np.quantile(model.score(calibration), 1 - neutral_fp)))
     return model
