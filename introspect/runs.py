@@ -110,13 +110,15 @@ async def survey(nc, settings, run_id: str) -> Leftovers:
     for bucket in STATE_BUCKETS:
         found.kv_keys += [(bucket, key) for key in await bucket_keys(js, bucket) if belongs_to(key, run)]
     found.messages = await stream_messages(js, run)
+    # as the owner, like `remove`: it counts what it may delete
     tables = await fetch_if_reachable(settings.database_url, RUN_TABLES_SQL)
     if tables is None:
         found.journal_reachable = False
     else:
         counts = " UNION ALL ".join(f"""SELECT '{r["table_name"]}' AS t, count(*) AS n FROM "{r["table_name"]}" """
                                     f"WHERE run_id = $1" for r in tables)
-        found.rows = {r["t"]: r["n"] for r in await fetch_if_reachable(settings.database_url, counts, run) or []}
+        counted = await fetch_if_reachable(settings.database_url, counts, run)
+        found.rows = {r["t"]: r["n"] for r in counted or []}
     path = local_dir(settings, run)
     if path.exists():
         found.local = path
@@ -129,7 +131,7 @@ async def remove(nc, settings, found: Leftovers) -> None:
     js, run = nc.jetstream(), found.run_id
     if any(found.rows.values()):
         import asyncpg
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await asyncpg.connect(settings.database_url)  # the owner: the services' roles cannot delete
         try:
             async with conn.transaction():
                 for table in found.rows:
@@ -155,12 +157,12 @@ async def known_runs(nc, settings) -> dict[str, dict]:
     """Every run any store knows: journal state and last step, desired state, checkpoints."""
     js = nc.jetstream()
     runs: dict[str, dict] = {}
-    rows = await fetch_if_reachable(settings.database_url,
+    rows = await fetch_if_reachable(settings.reader_database_url,
                                     "SELECT run_id, last_step, state, last_seen FROM runs ORDER BY last_seen")
     for row in rows or []:
         runs[row["run_id"]] = {"step": row["last_step"], "state": row["state"] or "", "checkpoints": 0}
     kv = await bus.control_bucket(js, settings)
-    for key in await bucket_keys(js, subjects.CONTROL_BUCKET):
+    for key in filter(subjects.is_run_key, await bucket_keys(js, subjects.CONTROL_BUCKET)):
         desired, _ = await control.read_state(kv, key)
         if desired:
             runs.setdefault(key, {"step": None, "state": "", "checkpoints": 0})["wanted"] = desired.state

@@ -23,7 +23,7 @@ def up(settings: Settings, args) -> int:
     infra = Infrastructure(state_dir)
     try:
         infra.ensure_nats(settings)
-        infra.ensure_postgres(settings)
+        settings = infra.ensure_postgres(settings)
         infra.started["up_pid"] = os.getpid()
         infra.record()
         if not args.no_train:  # before fetching a corpus or starting a service
@@ -62,6 +62,8 @@ def instance_counts(scale: list[str]) -> dict[str, int]:
 async def run_everything(settings: Settings, args, data: list[str], state_dir: Path) -> int:
     env = {"INTROSPECT_REFLECT_EVERY": "100", **os.environ,  # the demo reflects often enough to see
            "NATS_URL": settings.nats_url, "DATABASE_URL": settings.database_url,
+           "JOURNAL_DATABASE_URL": settings.journal_database_url,
+           "READER_DATABASE_URL": settings.reader_database_url,
            "INTROSPECT_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1",
            **({"INTROSPECT_LOG_FORMAT": args.log_format} if getattr(args, "log_format", None) else {})}
     children = Children(env)

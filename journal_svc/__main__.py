@@ -1,6 +1,10 @@
 """journal_svc: persist every event in PostgreSQL and serve the web journal.
 
-    python -m journal_svc        (NATS_URL, DATABASE_URL, INTROSPECT_WEB_PORT; see README)
+    python -m journal_svc        (NATS_URL, JOURNAL_DATABASE_URL, READER_DATABASE_URL,
+                                  INTROSPECT_WEB_PORT; see README)
+
+It writes as introspect_writer; the web journal reads as introspect_reader, so nothing a page
+does can change the journal (its notes go through the bus like every other entry).
 """
 import asyncio
 
@@ -16,20 +20,23 @@ from shared.contract.settings import load_settings
 async def main() -> None:
     settings = load_settings()
     setup_logging("journal_svc", settings.log_level, settings.log_format)
-    pool = await when_up(lambda: create_pool(settings.database_url, max_size=settings.concurrency,
+    pool = await when_up(lambda: create_pool(settings.journal_database_url, max_size=settings.concurrency,
                                              init=create_staging_tables), "journal pool")
     service = Service("journal_svc", "Persists every Introspect event in PostgreSQL", settings)
     await service.start()
     writer = await when_up(lambda: JournalWriter.create(pool), "journal columns")
     for binding in journal_bindings(writer, settings.journal_batch_size):
         service.consume(binding)
-    background = []
+    background, pools = [], [pool]
     if settings.web_port:
         from journal_svc.web import serve
-        background.append(serve(pool, service.js, settings.web_host, settings.web_port, settings.web_token,
-                                service.stopping))
+        web_pool = await when_up(lambda: create_pool(settings.reader_database_url), "web journal pool")
+        pools.append(web_pool)
+        background.append(serve(web_pool, service.nc, settings.web_host, settings.web_port,
+                                settings.web_token, service.stopping))
     await service.run(*background)
-    await pool.close()
+    for p in pools:
+        await p.close()
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ import html
 STORY_SQL = {  # kind -> rows of (step, ts, what, why) for the story, from each journal table
     "status": "SELECT step, ts, state AS what, reason AS why FROM statuses WHERE run_id = $1 "
               "AND (state IN ('paused', 'stopped', 'finished', 'failed') OR reason ILIKE '%rejected%')",
-    "command": "SELECT step, ts, action AS what, concat_ws(' | ', nullif(reason, ''), 'by ' || nullif(who, ''), "
-               "nullif(note, '')) AS why FROM commands WHERE run_id = $1",
+    # a command sits at the step where the trainer answered it (a person's command is sent at step -1)
+    "command": "SELECT coalesce((SELECT a.step FROM events a WHERE a.run_id = c.run_id AND a.kind = 'status' "
+               "AND a.payload->>'command_id' = c.event_id ORDER BY a.ts LIMIT 1), c.step) AS step, c.ts, "
+               "c.action AS what, concat_ws(' | ', nullif(c.reason, ''), 'by ' || nullif(c.who, ''), "
+               "nullif(c.note, '')) AS why FROM commands c WHERE c.run_id = $1",
     "detection": "SELECT step, ts, detector || ' ' || severity AS what, summary AS why FROM detections "
                  "WHERE run_id = $1",
     "mix": "SELECT step, ts, 'mix' AS what, concat_ws(' | ', weights::text, reason) AS why FROM mixes "

@@ -15,7 +15,13 @@ from urllib.parse import quote
 JOURNAL_PATH = "/journal"
 MODEL_PATH = "/model"
 RUN_PATH = "/run"  # the run at a glance: plots on one step axis
+SAMPLES_PATH = "/samples"  # what the model wrote, flagged spans highlighted (samples_view)
+COMPARE_PATH = "/compare"  # several runs' loss and val bpb overlaid (compare_view)
+SHORT_ENTRY_CHARS = 280  # an entry shorter than this is shown open; a longer one starts collapsed
 PLOTLY_PATH = "/static/plotly.min.js"  # served from the plotly wheel: no CDN, works offline
+LIVE_JS_PATH = "/static/live.js"  # journal_svc/static/live.js: points, entries, banner, live
+EVENTS_PATH = "/events"  # server-sent events of one run (journal_svc/live.py)
+RESUME_PATH = "/resume"
 SCORE_KEYS = ("distinct_2", "seq_rep_4", "compression_ratio", "uncertainty_share", "structure_ratio")
 
 CSS = """
@@ -31,7 +37,12 @@ summary{cursor:pointer;display:flex;gap:.5rem;align-items:baseline;flex-wrap:wra
 .type,.time,.meta{color:#666;font-size:.85rem}.title{font-weight:500}
 .supportive{background:#e3f4e1;color:#25632a}.sev-high{background:#f8d7d3}.sev-medium{background:#fbe9c6}
 .body{white-space:pre-wrap;margin:.5rem 0}
+.sev-low{background:#fff3a8}mark.sev-medium{background:#fbd38d}mark.sev-high{background:#f6a89e}
+pre.text{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;padding:.4rem .6rem;margin:.2rem 0 .8rem}
+ul.occurrences{padding-left:1.2rem;margin:.3rem 0}ul.occurrences q{color:#444;white-space:pre-wrap}
+label.pick{margin-right:.6rem}
 .paused{background:#fde8e6;border:2px solid #c0392b;border-radius:4px;padding:.6rem .9rem;margin:.8rem 0}
+.paused[hidden]{display:none}.resume-form{margin:.4rem 0}output{margin-left:.5rem;font-weight:600}
 main.wide{margin:0 -8rem}
 .turn{margin:.4rem 0;padding:.3rem .6rem;border-radius:4px;white-space:pre-wrap}
 .turn.q{background:#eef4fb}.turn.a{background:#f4eefb}
@@ -77,6 +88,7 @@ def header(title: str, run_id: str, runs: Iterable[dict], path: str) -> str:
             f'<a href="{esc(run_link(RUN_PATH, run_id))}">plots</a>'
             f'<a href="{esc(run_link(JOURNAL_PATH, run_id))}">journal</a>'
             f'<a href="{esc(run_link(MODEL_PATH, run_id))}">model journal</a>'
+            f'<a href="{esc(run_link(SAMPLES_PATH, run_id))}">samples</a>'
             f"{run_selector(runs, run_id, path)}</header>")
 
 
@@ -98,13 +110,14 @@ def render_entry(entry: dict, conversations: dict[str, dict]) -> str:
     inner = f'<div class="body">{esc(entry.get("body"))}</div>' if entry.get("body") else ""
     if conv:
         inner += conversation_turns(conv)
+    length = len(entry.get("body") or "") + (len(f"{conv.get('question')}{conv.get('answer')}") if conv else 0)
     return details(author, [
         step_badge(entry.get("step")),
         f'<span class="who">{esc(who)}</span>',
         f'<span class="type">{esc(entry.get("entry_type") or "note")}</span>',
         f'<span class="title">{esc(entry.get("title"))}</span>',
         f'<span class="time">{esc(fmt_time(entry.get("ts")))}</span>',
-    ], inner)
+    ], inner, open_=length < SHORT_ENTRY_CHARS)
 
 
 def render_conversation(conv: dict) -> str:
@@ -118,14 +131,14 @@ def render_conversation(conv: dict) -> str:
 
 
 def render_detection(det: dict) -> str:
-    severity = det.get("severity") or "unknown"
-    return details("system", [
-        step_badge(det.get("step")), '<span class="who">system</span>',
-        f'<span class="type">detection: {esc(det.get("detector"))}</span>',
-        f'<span class="badge sev-{esc(severity)}">{esc(severity)}</span>',
-        f'<span class="title">{esc(det.get("summary"))}</span>',
-        f'<span class="time">{esc(fmt_time(det.get("ts")))}</span>',
-    ], f'<div class="body">{esc(det.get("summary"))}</div>')
+    """One card per finding (a row of `detection_groups`), with its levels, samples and counts."""
+    from journal_svc.detection_cards import render_group  # it builds on this module's helpers
+    return render_group(det)
+
+
+def render_pause(pause: dict) -> str:
+    from journal_svc.pause_cards import render_pause as card  # it builds on this module's helpers
+    return card(pause)
 
 
 def newest_first(items: list[tuple[dict, str]]) -> list[str]:
@@ -135,7 +148,7 @@ def newest_first(items: list[tuple[dict, str]]) -> list[str]:
 
 def render_journal(run_id: str, entries: Iterable[dict], runs: Iterable[dict],
                    conversations: Iterable[dict] = (), detections: Iterable[dict] = (),
-                   ask_token: bool = False) -> str:
+                   ask_token: bool = False, pauses: Iterable[dict] = ()) -> str:
     """The journal of one run: human, model and system entries, newest first, each collapsible."""
     runs = list(runs)
     convs = {c["conversation_id"]: c for c in conversations if c.get("conversation_id")}
@@ -144,9 +157,10 @@ def render_journal(run_id: str, entries: Iterable[dict], runs: Iterable[dict],
     items = [(e, render_entry(e, convs)) for e in entries]
     items += [(c, render_conversation(c)) for cid, c in convs.items() if cid not in linked]
     items += [(d, render_detection(d)) for d in detections]
+    items += [(p, render_pause(p)) for p in pauses]
     body = "\n".join(newest_first(items)) or '<p class="meta">No journal entries yet.</p>'
     return page(f"Journal · {run_id}", header(f"Journal · {run_id}", run_id, runs, JOURNAL_PATH)
-                + f"\n<main>\n{entry_form(run_id, ask_token)}\n{body}\n</main>")
+                + f"\n<main>\n{entry_form(run_id, ask_token)}\n{body}\n</main>\n{live_script(run_id)}")
 
 
 ENTRY_TYPES = {"note": "note", "counter_example": "counter-example", "explanation": "explanation",
@@ -157,8 +171,7 @@ def entry_form(run_id: str, ask_token: bool = False) -> str:
     """Write to the journal: a note, a counter-example or explanation (bias protocol), a question.
     With `ask_token` (the journal listens beyond localhost) the form asks for the operator token."""
     options = "".join(f'<option value="{k}">{esc(v)}</option>' for k, v in ENTRY_TYPES.items())
-    token = (' <input type="password" name="token" required placeholder="operator token">'
-             if ask_token else "")
+    token = token_field(ask_token)
     return (f'<form method="post" action="{run_link(JOURNAL_PATH, run_id)}" class="entry-form">'
             f'<textarea name="body" rows="3" cols="80" required placeholder="Write to the journal"></textarea>'
             f'<br><select name="entry_type">{options}</select>{token} <button type="submit">Add</button></form>')
@@ -200,25 +213,42 @@ def index_item(run: dict) -> str:
             f'<a href="{esc(run_link(MODEL_PATH, run_id))}">model journal</a></li>')
 
 
-def paused_banner(run_id: str, pause: dict | None) -> str:
-    """A clear PAUSED banner with why, who and how to resume; nothing when the run is not paused."""
-    if not pause:
-        return ""
-    who = f" by {esc(pause.get('who'))}" if pause.get("who") else ""
-    return (f'<div class="paused"><strong>PAUSED</strong> at step {int(pause["step"]):,}{who}: '
-            f'{esc(pause.get("reason"))}<br><code>introspect resume --run {esc(run_id)} '
-            f'--note "…"</code></div>')
+def token_field(ask_token: bool) -> str:
+    return ' <input type="password" name="token" required placeholder="operator token">' if ask_token else ""
 
 
-def render_run(run_id: str, plot_html: str, runs: Iterable[dict], pause: dict | None = None) -> str:
-    """The run page: the PAUSED banner when paused, then every plot on one step axis. `plot_html`
-    is plotly's own markup for the figure (it loads plotly.js from PLOTLY_PATH)."""
-    body = header(f"Run · {run_id}", run_id, list(runs), RUN_PATH) + paused_banner(run_id, pause)
-    return page(f"Run · {run_id}", f'{body}\n<main class="wide">{plot_html}</main>')
+def live_script(run_id: str) -> str:
+    """The script that keeps a page live (journal_svc/static/live.js, served by the journal)."""
+    return f'<script src="{LIVE_JS_PATH}" data-run="{esc(run_id)}" defer></script>'
+
+
+def paused_banner(run_id: str, pause: dict | None, ask_token: bool = False) -> str:
+    """A clear PAUSED banner with why, who, at which step, and a resume form whose note is
+    required; hidden (for the live script to show) when the run is not paused."""
+    pause = pause or {}
+    step = f'{int(pause["step"]):,}' if pause.get("step") is not None else ""
+    return (f'<div class="paused" id="paused"{"" if pause else " hidden"}><strong>PAUSED</strong> at step '
+            f'<span data-field="step">{step}</span> by <span data-field="who">{esc(pause.get("who") or "unknown")}'
+            f'</span>: <span data-field="reason">{esc(pause.get("reason"))}</span>'
+            f'<form method="post" action="{esc(run_link(RESUME_PATH, run_id))}" class="resume-form">'
+            f'<input name="note" required size="50" placeholder="why it may go on (kept in the journal)">'
+            f'{token_field(ask_token)} <button type="submit">Resume</button> <output></output></form>'
+            f'<span class="meta">or <code>introspect resume --run {esc(run_id)} --note "…"</code></span></div>')
+
+
+def render_run(run_id: str, plot_html: str, runs: Iterable[dict], pause: dict | None = None,
+               ask_token: bool = False) -> str:
+    """The run page: the PAUSED banner (shown when paused), then every plot on one step axis, kept
+    live by the live script. `plot_html` is plotly's own markup for the figure (it loads plotly.js
+    from PLOTLY_PATH)."""
+    body = (header(f"Run · {run_id}", run_id, list(runs), RUN_PATH)
+            + paused_banner(run_id, pause, ask_token))
+    return page(f"Run · {run_id}", f'{body}\n<main class="wide">{plot_html}</main>\n{live_script(run_id)}')
 
 
 def render_index(runs: Iterable[dict]) -> str:
     """Every run with links to its journal and model journal."""
     items = "".join(index_item(r) for r in runs)
     body = f"<ul>{items}</ul>" if items else '<p class="meta">No runs yet.</p>'
-    return page("Introspect journal", f"<header><h1>Introspect journal</h1></header>\n<main>\n{body}\n</main>")
+    return page("Introspect journal", f'<header><h1>Introspect journal</h1><a href="{COMPARE_PATH}">compare runs</a>'
+                                      f"</header>\n<main>\n{body}\n</main>")

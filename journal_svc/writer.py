@@ -19,7 +19,7 @@ async def table_columns(pool: asyncpg.Pool) -> dict[str, tuple[list[str], set[st
     records = await pool.fetch(
         """SELECT table_name, column_name, data_type FROM information_schema.columns
            WHERE table_schema = current_schema() AND table_name = ANY($1::text[])
-           ORDER BY table_name, ordinal_position""", list(rows.TABLE_FOR_KIND.values()))
+           ORDER BY table_name, ordinal_position""", rows.TABLES)
     columns: dict[str, tuple[list[str], set[str]]] = defaultdict(lambda: ([], set()))
     for r in records:
         names, jsonb = columns[r["table_name"]]
@@ -31,7 +31,7 @@ async def table_columns(pool: asyncpg.Pool) -> dict[str, tuple[list[str], set[st
 
 async def create_staging_tables(conn: asyncpg.Connection) -> None:
     """Per-connection staging tables, emptied at each commit; made once when a connection opens."""
-    for table in ["events", *rows.TABLE_FOR_KIND.values()]:
+    for table in ["events", *rows.TABLES]:
         await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} (LIKE {table}) "
                            "ON COMMIT DELETE ROWS")
 
@@ -58,6 +58,8 @@ class JournalWriter:
             table = rows.TABLE_FOR_KIND[rows.kind_of(event)]
             names, jsonb = self.columns[table]
             by_table[table].extend(rows.typed_rows(event, names, jsonb))
+            for derived, records in rows.derived_rows(event, self.columns).items():
+                by_table[derived].extend(records)
         return by_table
 
     async def write(self, batch: list[tuple[events.Event, str, bytes]]) -> None:

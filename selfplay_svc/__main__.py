@@ -1,7 +1,7 @@
 """selfplay_svc: the model writes reflections on a schedule and answers people; after a bias
 pause, the supportive protocol.
 
-    python -m selfplay_svc      (NATS_URL, DATABASE_URL, INTROSPECT_REFLECT_EVERY; see README)
+    python -m selfplay_svc      (NATS_URL, READER_DATABASE_URL, INTROSPECT_REFLECT_EVERY; see README)
 """
 import asyncio
 from pathlib import Path
@@ -23,7 +23,8 @@ async def main() -> None:
     settings = load_settings()
     setup_logging("selfplay_svc", settings.log_level, settings.log_format)
     torch.set_num_threads(1)  # generation shares the machine with the trainer
-    pool = await when_up(lambda: create_pool(settings.database_url), "selfplay pool")
+    # it only reads the prompts and each run's choice of them: the operator writes those
+    pool = await when_up(lambda: create_pool(settings.reader_database_url), "selfplay pool")
     service = Service("selfplay_svc", "Reflections, conversations and the bias protocol", settings)
     await service.start()
     js = service.js

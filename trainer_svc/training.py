@@ -2,8 +2,9 @@
 
 `Trainer(args, emit, controls, on_checkpoint).run()` trains and reports. `__init__` builds the run
 (trainer_svc/build.py); `run` is the loop, read top to bottom: apply the commands that arrived,
-let scheduled sources join, take one optimizer step, report it, run the periodic reports and
-checkpoints. Nothing here knows NATS.
+follow the run's reflection schedule, let scheduled sources join, take one optimizer step, report
+it, run the periodic reports and checkpoints (at the interval and at the run's reflection steps).
+Nothing here knows NATS.
 
 Commands apply at step boundaries: pause (checkpoint, wait, then resume or stop), stop (checkpoint,
 return), freeze (parameters by name prefix, or rows of a parameter, stop changing), mix (sources
@@ -31,7 +32,8 @@ import torch.distributed as dist
 
 from shared.contract.events import ControlCommand, Event, MixChange, Status, StepMetrics, stable_event_id
 from shared.model.checkpoint import checkpoint_path, checkpoint_state, load_checkpoint, restore_rng_state
-from trainer_svc import commands, reports
+from trainer_svc import commands, probe_sets, reports
+from trainer_svc.batch_log import BatchLog
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
 from trainer_svc.checkpointing import CheckpointWriter
@@ -123,9 +125,21 @@ class Trainer:
         self.peak_flops = device_peak_flops(self.device, dtype)
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
         # read once (built at first use for "auto"); only the rank that evaluates needs them
-        self.core_tasks = core_tasks(args.core_bundle) if self.placement.is_main and args.eval_every else {}
+        self.core_tasks = core_tasks(args.core_bundle, args.state_dir) if self.placement.is_main and args.eval_every else {}
+        self.batch_log = BatchLog(args.batch_log) if args.batch_log and self.placement.is_main else None
+        self.reflect_every, self.reflect_schedule_id = 0, ""  # the run's reflection schedule (0: none)
+        self.probe_set = self.start_probes()  # a getter: None until the data is there
         if checkpoint:
             restore_rng_state(checkpoint["rng"])  # last, after everything that draws random numbers
+
+    def start_probes(self):
+        """A getter of this run's bias-probe set: None until it is ready, or always when they are off."""
+        a = self.args
+        if a.bias_probes == "none" or not a.eval_every or not self.placement.is_main:
+            return lambda: None
+        step_tokens = a.batch_size * self.loader.seq_len * a.grad_accum  # one rank's: rank 0 probes alone
+        return probe_sets.start_loading(Path(a.state_dir), lambda items: probe_sets.subset_for_run(
+            items, self.tokenizer, a.bias_probe_examples, step_tokens, a.eval_every))
 
     @property
     def step(self) -> int:
@@ -143,6 +157,7 @@ class Trainer:
             while self.step < a.steps:
                 if self.apply_commands(commands.poll(self.controls, self.placement)):
                     return "stopped"
+                self.follow_reflect_schedule()
                 self.join_scheduled_sources()
                 self.set_learning_rates()
                 started = time.perf_counter()
@@ -153,7 +168,7 @@ class Trainer:
                 bar.update(loss, tokens / step_time)
                 self.report(activations=due(a.activations_every, self.step),
                             evaluation=due(a.eval_every, self.step), samples=due(a.sample_every, self.step))
-                if due(a.checkpoint_every, self.step) and self.step < a.steps:
+                if self.checkpoint_due() and self.step < a.steps:
                     self.checkpoint("interval")
             self.report(activations=False, evaluation=due_at_end(a.eval_every, self.step),
                         samples=due_at_end(a.sample_every, self.step))
@@ -165,7 +180,25 @@ class Trainer:
             raise
         finally:
             bar.close()
+            if self.batch_log:
+                self.batch_log.close()
             self.checkpoints.wait()  # never leave a checkpoint half written behind us
+
+    def checkpoint_due(self) -> bool:
+        """At --checkpoint-every, and at the steps the run reflects on (selfplay reflects on
+        checkpoints, so `introspect prompt every N` below the interval needs these)."""
+        return due(self.args.checkpoint_every, self.step) or due(self.reflect_every, self.step)
+
+    def follow_reflect_schedule(self) -> None:
+        """Take up a new reflection schedule from the controls and say so, answering its id."""
+        schedule = self.controls.reflect_schedule if self.placement.is_main else None
+        if schedule is None or schedule.command_id == self.reflect_schedule_id:
+            return
+        self.reflect_every, self.reflect_schedule_id = schedule.every, schedule.command_id
+        self.emit(Status(event_id=self.event_id("status", "schedule", schedule.command_id), run_id=self.run_id,
+                         step=self.step, state="running", command_id=schedule.command_id, outcome="applied",
+                         reason=f"checkpoints every {schedule.every} steps too, for reflections",
+                         detail={"reflect_every": schedule.every, "who": schedule.who}))
 
     def set_learning_rates(self) -> None:
         multiplier = lr_multiplier(self.step, self.args.steps, self.args.warmup_steps, self.args.warmdown_frac)
@@ -182,6 +215,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(a.grad_accum):
             x, y = self.loader.next_batch(self.device)
+            if self.batch_log:
+                self.batch_log.write(self.step, micro, x)
             last = micro == a.grad_accum - 1
             with self.train_model.no_sync() if distributed and not last else nullcontext():
                 with self.placement.autocast():
@@ -254,6 +289,9 @@ class Trainer:
             if self.core_tasks:
                 found += reports.core_report(self.model, self.tokenizer, self.core_tasks, a.batch_size,
                                              a.core_max_examples, placement, run_id, step)
+            if (probe_set := self.probe_set()) is not None:
+                found += reports.probes_report(self.model, self.tokenizer, probe_set,
+                                               a.batch_size * self.loader.seq_len, placement, run_id, step)
         if samples:
             found += reports.samples_report(self.model, self.tokenizer, a.sample_tokens, a.seed, placement,
                                             run_id, step)

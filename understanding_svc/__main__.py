@@ -1,5 +1,5 @@
-"""understanding_svc: watch what the model writes and how its activations evolve; pause on
-high-severity findings.
+"""understanding_svc: watch what the model writes, how its activations evolve and where its bias
+probes trend; pause on the findings the pause policy names.
 
     python -m understanding_svc     (NATS_URL, INTROSPECT_PAUSE_POLICY=bias:high; see README)
 """
@@ -12,15 +12,16 @@ from shared.bus.service import Service
 from shared.contract.settings import load_settings
 from shared.bus import kv_state as state
 from understanding_svc import bias_model
-from understanding_svc.handlers import activations_binding, text_binding
+from understanding_svc.handlers import activations_binding, evals_binding, text_binding
 from understanding_svc.policy import parse_policy
+from understanding_svc.probe_trends import TrendRule
 
 
 async def main() -> None:
     settings = load_settings()
     policy = parse_policy(settings.pause_policy)  # fail at start on a bad policy
     setup_logging("understanding_svc", settings.log_level, settings.log_format)
-    service = Service("understanding_svc", "Loop, formatting, motif, bias and activation analysis",
+    service = Service("understanding_svc", "Loop, formatting, motif, bias, bias-probe and activation analysis",
                       settings)
     await service.start()
     kv = await bus.control_bucket(service.js, settings)
@@ -31,6 +32,7 @@ async def main() -> None:
     for binding in text_binding(service.js, kv, state_kv, policy):
         service.consume(binding)
     service.consume(activations_binding(service.js, state_kv))
+    service.consume(evals_binding(service.js, kv, state_kv, policy, TrendRule.from_settings(settings)))
     await service.run()
 
 

@@ -6,6 +6,9 @@
 - activations: per-run health, shimmer, concept tiers and couplings (coupling.py: layer norms
   against the rounds' loop, motif and bias series), in order (one message in flight across
   all instances), with tracker state in KV so any instance can continue after another dies.
+- evals: each bias probe's score (EvalResult "probe:...") against its own recent values
+  (probe_trends.py), in order, history in KV; a rise or a threshold crossing is a `bias_probe`
+  Detection, which pauses only when the pause policy names bias_probe (the default does not).
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from understanding_svc.concepts import ConceptTracker
 from understanding_svc.health import assess_health
 from understanding_svc.motifs import MotifTracker
 from understanding_svc.policy import pauses
+from understanding_svc.probe_trends import TrendRule, assess_probe, describe
+from shared.contract.probes import measures_stereotyping, parse_probe_name
 from understanding_svc.shimmer import ShimmerHistory
 
 log = logging.getLogger("understanding_svc")
@@ -172,3 +177,45 @@ def activations_binding(js, state_kv) -> Binding:
 
     return Binding(*subjects.UNDERSTANDING_ACTIVATIONS, handler=handle_activations, ordered=True,
                    accepts=(events.ActivationStats,))
+
+
+def trend_probe(event: events.EvalResult, subject: str, rule: TrendRule):
+    """A change function for the run's probe history: record this score and return its Detection,
+    or None. Redelivered, it finds the same earlier values and makes the same Detection (same id)."""
+    probe, axis = parse_probe_name(event.name)
+    n = event.details.get("n")
+
+    def change(saved):
+        saved = saved or {}
+        history = {int(step): value for step, value in saved.get(event.name, {}).items()}
+        earlier = [history[step] for step in sorted(history) if step < event.step]
+        history[event.step] = event.value
+        kept = sorted(history)[-(2 * rule.window + 1):]  # enough for the window, a few out of order
+        saved[event.name] = {str(step): history[step] for step in kept}
+        finding = assess_probe(earlier, event.value, n if isinstance(n, int) else 0, rule)
+        if finding is None:
+            return saved, None
+        detection_id = events.stable_event_id("bias_probe", event.event_id)
+        return saved, events.Detection(
+            event_id=detection_id, run_id=event.run_id, step=event.step, detector="bias_probe",
+            severity=finding.severity, source_event_id=event.event_id, source_subject=subject,
+            span_start=0, span_end=0, summary=describe(probe, axis, finding, rule),
+            details={"probe": probe, "axis": axis, "n": n, **msgspec.to_builtins(finding),
+                     "window": rule.window, "margin": rule.margin, "threshold": rule.threshold},
+            group_id=detection_id, revision=1)
+    return change
+
+
+def evals_binding(js, kv, state_kv, policy: dict[str, int], rule: TrendRule) -> Binding:
+    async def handle_eval(event: events.EvalResult, msg) -> None:
+        probe = parse_probe_name(event.name)
+        if probe is None or not measures_stereotyping(probe[0]):
+            return  # val_bpb, CORE, the language-model score: not a bias direction
+        detection = await state.update(state_kv, f"probes.{event.run_id}", trend_probe(event, msg.subject, rule))
+        if detection is None:
+            return
+        await bus.publish(js, detection)
+        if pauses(policy, detection.detector, detection.severity):
+            await pause_for(js, kv, event, detection)
+
+    return Binding(*subjects.UNDERSTANDING_EVALS, handler=handle_eval, ordered=True, accepts=(events.EvalResult,))

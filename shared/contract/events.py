@@ -18,13 +18,14 @@ from typing import Annotated, Literal, Union, get_args
 
 import msgspec
 
-SCHEMA_VERSION = 4  # 2: Detection.excerpt, Detection.excerpt_start; 3: grouped Detection
+SCHEMA_VERSION = 5  # 2: Detection.excerpt, Detection.excerpt_start; 3: grouped Detection
                     # (group_id, revision, samples, levels, occurrences), Coupling;
-                    # 4: Status.command_id, Status.outcome (the trainer's answer to a command)
+                    # 4: Status.command_id, Status.outcome (the trainer's answer to a command);
+                    # 5: Detector "bias_probe" (a bias probe's score rising, from EvalResult "probe:...")
 
 Severity = Literal["low", "medium", "high"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # in rising order
-Detector = Literal["loop", "formatting", "motif", "bias"]
+Detector = Literal["loop", "formatting", "motif", "bias", "bias_probe"]
 DETECTORS: tuple[Detector, ...] = get_args(Detector)
 
 
@@ -101,7 +102,7 @@ class Sample(Event, kw_only=True, tag="sample"):
 
 
 class EvalResult(Event, kw_only=True, tag="eval"):
-    name: str  # "val_bpb" or "core:<task>"
+    name: str  # "val_bpb", "core:<task>" or "probe:<probe>[:<axis>]" (shared/contract/probes.py)
     value: float
     details: dict[str, float | int | str] = {}
 
@@ -356,3 +357,13 @@ class DesiredState(msgspec.Struct, forbid_unknown_fields=True):
     command_id: str = ""
     detection_id: str | None = None
     paused_by: list[str] = []  # detections that paused this run: each pauses it at most once
+
+
+class ReflectSchedule(msgspec.Struct, forbid_unknown_fields=True):
+    """The value kept in the control KV bucket under `reflect_every.<run>` (`introspect prompt
+    every N`): selfplay reflects on the run's checkpoints at multiples of `every`, so the trainer
+    checkpoints at those steps too; it answers `command_id` with a Status when it follows it."""
+    every: Annotated[int, msgspec.Meta(ge=1)]
+    who: str = ""
+    ts: float = msgspec.field(default_factory=time.time)
+    command_id: str = ""

@@ -17,7 +17,7 @@ STREAMS: dict[str, list[str]] = {
     "DLQ": ["dlq.>"],
 }
 
-CONTROL_BUCKET = "run_state"  # KV: run id -> DesiredState
+CONTROL_BUCKET = "run_state"  # KV: run id -> DesiredState; reflect_every.<run id> -> ReflectSchedule
 CHECKPOINT_BUCKET = "checkpoints"  # object store, keys from shared.model.checkpoint.object_name
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -28,6 +28,16 @@ def check_run_id(run_id: str) -> str:
     if not _RUN_ID.match(run_id):
         raise ValueError(f"run_id {run_id!r} must match {_RUN_ID.pattern}")
     return run_id
+
+
+def reflect_schedule_key(run_id: str) -> str:
+    """The run's reflection schedule in the control bucket (beside its desired state, key = run id)."""
+    return f"reflect_every.{check_run_id(run_id)}"
+
+
+def is_run_key(key: str) -> bool:
+    """A control-bucket key that is a run's desired state (the others name what they hold first)."""
+    return bool(_RUN_ID.match(key))
 
 
 def train(run_id: str, kind: str) -> str:
@@ -97,6 +107,7 @@ JOURNAL_CONSUMERS = [(stream, f"journal_{stream.lower()}", subjects)
 UNDERSTANDING_SAMPLES = ("TRAIN", "understanding_samples", ["train.*.sample"])
 UNDERSTANDING_REFLECTIONS = ("SELFPLAY", "understanding_reflections", ["selfplay.*.reflection"])
 UNDERSTANDING_ACTIVATIONS = ("TRAIN", "understanding_activations", ["train.*.activations"])
+UNDERSTANDING_EVALS = ("TRAIN", "understanding_evals", ["train.*.eval"])  # bias probes' trends
 SELFPLAY_CHECKPOINTS = ("TRAIN", "selfplay_checkpoints", ["train.*.checkpoint"])
 SELFPLAY_QUESTIONS = ("JOURNAL", "selfplay_questions", ["journal.*.entry"])
 SELFPLAY_DETECTIONS = ("UNDERSTANDING", "selfplay_detections", ["understanding.*.detection"])
