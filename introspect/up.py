@@ -13,7 +13,7 @@ from introspect.launcher import SERVICES, TRAINER, WEB_SERVICE, Children, Infras
 from shared.contract.settings import Settings
 
 # A short run should still show every kind of event: evals, samples, activations, checkpoints.
-DEMO_INTERVALS = ["--eval-every", "50", "--sample-every", "25", "--activations-every", "20",
+DEMO_INTERVALS = ["--eval-every", "50", "--core-every", "100", "--sample-every", "25", "--activations-every", "20",
                   "--checkpoint-every", "100"]
 
 

@@ -37,6 +37,9 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
 
 
 DEFAULT_EVAL_EVERY = 250
+# CORE costs a fixed ~28k tokens of forward passes an eval (bench/core_cost.py), a lot for a small
+# model evaluated often, so it runs less often than val bpb (as nanochat does: 2000 vs 250)
+DEFAULT_CORE_EVERY = 1000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CORE-style tasks scored at each eval: 'auto' (the default bundle, built once from "
                         "public sets under the state folder; skipped when they cannot be fetched), 'none', "
                         "or a folder of <task>.jsonl files")
+    p.add_argument("--core-every", type=int, default=DEFAULT_CORE_EVERY,
+                   help="the CORE-style eval every N steps (0: off); it is dearer than val bpb, so rarer")
     p.add_argument("--core-max-examples", type=int, default=None,
                    help="at most this many examples per CORE task per eval (default: the bundle's own count)")
     p.add_argument("--bias-probes", choices=["auto", "none"], default="auto",
@@ -122,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 POSITIVE = ["depth", "seq_len", "vocab_size", "batch_size", "grad_accum", "steps", "threads", "sample_tokens"]
-NON_NEGATIVE = ["warmup_steps", "checkpoint_every", "eval_every", "eval_tokens", "sample_every",
+NON_NEGATIVE = ["warmup_steps", "checkpoint_every", "eval_every", "core_every", "eval_tokens", "sample_every",
                 "activations_every", "weight_decay", "grad_clip"]
 
 
