@@ -87,6 +87,8 @@ async def test_core_scores_reach_the_journal_and_the_run_plot(pool):
     assert [(r["step"], r["value"]) for r in run["core"]] == [(7, rows[0]["value"]), (9, rows[3]["value"])]
     trace = next(t for t in figure(run).data if t.name == "CORE")
     assert list(trace.x) == [7, 9] and list(trace.y) == [r["value"] for r in run["core"]]
+    per_task = next(t for t in figure(run).data if t.name == "CORE right")  # each task beside the mean
+    assert list(per_task.x) == [7, 9] and list(per_task.y) == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("line, reason", [
