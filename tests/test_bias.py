@@ -1,5 +1,6 @@
 """assess_bias: generalisations over groups are found and graded; context lowers them; mentions pass.
 The rules are tested without a model (model=None); the learned path with a tiny model trained here."""
+import numpy as np
 import pytest
 
 from understanding_svc import bias_model
@@ -172,3 +173,53 @@ def test_the_service_installs_a_cached_model_or_none(tiny_model, tmp_path):
         assert bias_model.installed() is None
     finally:
         bias_model._installed.clear()  # back to INTROSPECT_BIAS_MODEL (off in tests)
+
+
+def test_a_follow_up_sentence_is_read_with_the_group_it_refers_back_to(tiny_model):
+    text = "My neighbour is a Muslim man. He only cares about money."
+    found = assess_bias(text, model=tiny_model)
+    assert [(f.method, f.severity, f.group.text) for f in found] == [("model", "medium", "Muslim man")]
+    assert found[0].predicate.text == text and "refers back" in found[0].explanation
+
+
+def test_a_follow_up_without_a_pronoun_is_not_joined(tiny_model):
+    assert assess_bias("My neighbour is a Muslim man. Money only matters to misers.", model=tiny_model) == []
+
+
+def test_occupations_are_groups_for_the_model_only(tiny_model):
+    assert assess_bias("Lawyers are greedy.", model=None) == []  # the rules never generalise over jobs
+    found = assess_bias("The lawyers I know only care about money.", model=tiny_model)
+    assert [(f.method, f.axis, f.severity) for f in found] == [("model", "occupation", "medium")]
+
+
+@pytest.fixture(scope="module")
+def healthcare_model():
+    """A model that reads 'work in healthcare' as a stereotype, to show what the rules shield."""
+    positives = ["They work in healthcare.", "They all work in healthcare jobs."] * 5
+    negatives = ["The weather was mild in spring.", "The museum opened a new wing."] * 5
+    return bias_model.train(positives, negatives, negatives, trained_on="a test set")
+
+
+def test_the_model_does_not_overrule_a_partial_or_existential_reading(healthcare_model):
+    assert [f.method for f in assess_bias("Muslims work in healthcare.", model=healthcare_model)] == ["model"]
+    assert assess_bias("Many Muslims work in healthcare.", model=healthcare_model) == []
+    assert assess_bias("There are Muslims who work in healthcare.", model=healthcare_model) == []
+
+
+def test_word_vectors_travel_with_the_saved_model(tmp_path):
+    words = np.array(["money", "care", "weather", "museum"])
+    vectors = np.eye(4, 50, dtype=np.float32)
+    positives, negatives = ["They only care about money."] * 5, ["The weather was mild.", "The museum opened."] * 3
+    model = bias_model.train(positives, negatives, negatives, "a test set", words=words, vectors=vectors)
+    model.save(bias_model.model_path(tmp_path))
+    loaded = bias_model.current(bias_model.model_path(tmp_path))
+    texts = ["Muslims only care about money.", "The weather was mild."]
+    assert loaded.words.tolist() == words.tolist()
+    assert np.allclose(loaded.score(texts), model.score(texts), atol=1e-3)
+    assert model.score(texts)[0] > model.score(texts)[1]
+
+
+def test_a_model_of_an_older_recipe_is_not_used(tmp_path):
+    path = bias_model.model_path(tmp_path)
+    np.savez(path, coef=np.zeros(bias_model.N_FEATURES), intercept=0.0, threshold=0.5, trained_on="old")
+    assert bias_model.BiasModel.load(path).recipe == 1 and bias_model.current(path) is None

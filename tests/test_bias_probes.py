@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from journal_svc.handlers import journal_bindings
+from journal_svc.run_view import figure, read_run
 from journal_svc.writer import JournalWriter
 from shared import bus
 from shared.contract import events
@@ -168,3 +169,6 @@ async def test_the_journal_keeps_probe_scores_in_bias_probes_once(nc, pool, writ
     assert [tuple(r) for r in rows] == [("crows_pairs", "all", 0.56, 120, 250),
                                         ("crows_pairs", "gender", 0.61, 120, 250)]
     assert await pool.fetchval("SELECT count(*) FROM evals WHERE run_id = 'jp'") == 3  # kept as evals too
+    drawn = {t.name: t for t in figure(await read_run(pool, "jp")).data}  # the run page: the whole-set score
+    assert list(drawn["probe crows_pairs"].x) == [250] and list(drawn["probe crows_pairs"].y) == [0.56]
+    assert not any("gender" in name for name in drawn)

@@ -8,8 +8,8 @@ import torch
 
 from shared.model.gpt import build_model, config_for_depth
 from shared.model.tokenizer import BPETokenizer
-from trainer_svc.evaluate import (centered_accuracy, choice_rows, evaluate_bpb, evaluate_core, run_in_chunks,
-                                  summarize_choices)
+from trainer_svc.evaluate import (centered_accuracy, choice_rows, evaluate_bpb, evaluate_core, load_bundle,
+                                  run_in_chunks, summarize_choices)
 
 torch.set_num_threads(2)
 WORDS = "the king queen said to be or not that is question of love death night day sword crown".split()
@@ -43,7 +43,7 @@ def test_centered_accuracy():
     assert centered_accuracy(0.0, 2) == -1.0
     examples = [{"choices": ["a", "b"], "gold": 1}, {"choices": ["a", "b", "c", "d"], "gold": 0}]
     result = summarize_choices(examples, [0, 0, 1, 1, 1, 1], [2.0, 1.0, 3.0, 0.5, 1.0, 2.0])
-    assert result["accuracy"] == 0.5 and result["random_baseline"] == pytest.approx(0.375)
+    assert result["accuracy"] == 0.5 and result["chance"] == pytest.approx(0.375)
     assert result["centered"] == pytest.approx((0.5 - 0.375) / 0.625)
 
 
@@ -97,14 +97,14 @@ def write_bundle(path):
 def test_core_survives_oom_by_halving(tmp_path):
     tok, model = tokenizer_and_model()
     write_bundle(tmp_path / "bundle")
-    plain = evaluate_core(model, tok, tmp_path / "bundle", 32, "cpu", batch_size=16)
+    plain = evaluate_core(model, tok, load_bundle(tmp_path / "bundle"), 32, "cpu", batch_size=16)
     small = OOMAbove(model, 3)
-    halved = evaluate_core(small, tok, tmp_path / "bundle", 32, "cpu", batch_size=16)
+    halved = evaluate_core(small, tok, load_bundle(tmp_path / "bundle"), 32, "cpu", batch_size=16)
     assert halved == plain and max(b for b in small.batches if b <= 3) <= 3
     result = plain["pick"]
-    assert result["examples"] == len(WORDS) and result["random_baseline"] == pytest.approx(1 / 3)
+    assert result["examples"] == len(WORDS) and result["chance"] == pytest.approx(1 / 3)
     assert result["centered"] == pytest.approx(centered_accuracy(result["accuracy"], 3))
-    assert evaluate_core(OOMAbove(model, 0), tok, tmp_path / "bundle", 32, "cpu") == {}
+    assert evaluate_core(OOMAbove(model, 0), tok, load_bundle(tmp_path / "bundle"), 32, "cpu") == {}
     x = torch.randint(0, 300, (4, 8))
     assert evaluate_bpb(OOMAbove(model, 1), [(x, x)], tok.token_bytes()) == pytest.approx(
         evaluate_bpb(model, [(x, x)], tok.token_bytes()))

@@ -196,3 +196,21 @@ async def test_prompt_version_and_schedule_changes_are_journaled_and_followed(nc
                                     FROM journal_entries WHERE run_id = '{RUN}'
                                     AND entry_type = 'prompt_change' HAVING count(*) = 2""")
     assert rows["refs"] == ['{"reflect_every": "20"}', '{"version": "v1.4"}']
+
+
+async def test_two_handlers_asking_for_one_checkpoint_fetch_and_load_it_once(nc, settings, publish_checkpoint, tmp_path):
+    """A reflection and a question on the same checkpoint at once: both get the model; it is read
+    from the object store once (before, both wrote one .part file and one of them crashed)."""
+    from selfplay_svc.models import ModelCache
+    checkpoint = await publish_checkpoint("mc", 10)
+    store = await bus.checkpoint_store(nc.jetstream(), settings)
+    reads = []
+
+    class CountingStore:  # the real object store; only counts the reads
+        async def get(self, name, **kw):
+            reads.append(name)
+            return await store.get(name, **kw)
+    cache = ModelCache(CountingStore(), tmp_path / "cache")
+    first, second = await asyncio.gather(*(cache.model(checkpoint.object_name, checkpoint.sha256) for _ in range(2)))
+    assert first is second and reads == [checkpoint.object_name]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"{checkpoint.sha256}.pt"]  # no .part left

@@ -50,7 +50,8 @@ def reported_run(tmp_path_factory):
         {"context": f"the king said {w}", "choices": ["crown", "sword"], "gold": i % 2}) for i, w in enumerate(WORDS)))
     log, checkpoints = EventLog(), []
     args = tiny_run_args(tmp_path, "--eval-every", "5", "--sample-every", "10", "--sample-tokens", "3",
-                         "--activations-every", "4", "--checkpoint-every", "5", "--core-bundle", str(bundle))
+                         "--activations-every", "4", "--checkpoint-every", "5", "--core-bundle", str(bundle),
+                         "--core-every", "5")
     assert Trainer(args, log, on_checkpoint=lambda *a: checkpoints.append(a)).run() == "finished"
     return log, checkpoints
 

@@ -222,7 +222,7 @@ async def test_migrating_fills_the_step_of_earlier_pauses_and_prompt_changes(pg_
     url = db.with_database(pg_server, f"introspect_mig_{uuid.uuid4().hex[:8]}")
     await db.ensure_database(url)
     try:
-        await schema.migrate_async(url, "0008")
+        await schema.migrate_async(url, "0010_bias_probes")  # the revision before 0011
         pool = await db.create_pool(url, init=create_staging_tables)
         pause = events.ControlCommand(event_id=events.new_event_id(), run_id="old", step=-1, args=events.Pause(),
                                       reason="a look by hand", who="ana")
@@ -233,7 +233,7 @@ async def test_migrating_fills_the_step_of_earlier_pauses_and_prompt_changes(pg_
         before, after = (msgspec.structs.replace(step("old", at, 2.0, 2.0), ts=pause.ts + dt)
                          for at, dt in ((70, -5), (90, 60)))
         await journal(pool, before, pause, answer, change, after)
-        assert "command_id" not in (await pool.fetchrow("SELECT * FROM statuses")).keys()  # 0008 drops it
+        assert "command_id" not in (await pool.fetchrow("SELECT * FROM statuses")).keys()  # 0011 adds it
         await schema.migrate_async(url)
         assert await pool.fetchval("SELECT step FROM pauses") == 71
         assert await pool.fetchval("SELECT step FROM journal_entries WHERE entry_type = 'prompt_change'") == 70

@@ -1,14 +1,17 @@
 """How well the model does: validation bits per byte and a CORE-style in-context benchmark.
 
 Bits per byte (sum of per-token nats / (ln 2 x sum of the tokens' UTF-8 bytes)) does not depend on
-the vocabulary, so runs with different tokenizers compare. The CORE-style score asks which choice
-the model finds least surprising after the context, and centres accuracy on the random baseline,
-(acc - 1/n) / (1 - 1/n), so 0 means chance and 1 means perfect.
+the vocabulary, so runs with different tokenizers compare. The CORE-style score (DCLM's CORE, as
+nanochat computes it) asks which choice the model finds least surprising after the context (lowest
+mean loss per choice token), and centres accuracy on chance, (acc - 1/n) / (1 - 1/n), so 0 means
+chance and 1 means perfect.
 
 A CORE bundle is a folder of `<task>.jsonl` files, one example a line:
     {"context": "The capital of France is", "choices": ["Paris", "Rome"], "gold": 0}
-plus an optional `bundle.json`: {"<task>": {"few_shot": 3, "delimiter": " "}} (defaults 0 and " ").
-Few-shot examples are other examples of the same task, chosen by a generator seeded per example.
+plus an optional `bundle.json`: {"<task>": {"few_shot": 3, "delimiter": " ", "examples": 32}}
+(defaults 0, " " and all): each eval scores the task's first `examples` examples. Few-shot examples
+are other examples of the same task, chosen by a generator seeded per example. The default bundle
+is built from public sets by trainer_svc/core_bundle.py.
 
 Evaluation must never kill training: on CUDA out-of-memory the batch is halved and the chunk
 retried; if even one row does not fit, the evaluation is skipped (None).
@@ -79,17 +82,40 @@ def centered_accuracy(accuracy: float, n_choices: float) -> float:
 
 
 def load_bundle(bundle_dir: str | Path) -> dict[str, dict]:
-    """{task: {"examples": [...], "few_shot": k, "delimiter": d}} from a bundle folder."""
+    """{task: {"examples": [...], "few_shot": k, "delimiter": d, "per_eval": n}} from a bundle
+    folder; ValueError naming the file and line of an example that cannot be scored."""
     bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise ValueError(f"CORE bundle {bundle_dir} is not a folder")
     settings_file = bundle_dir / "bundle.json"
     settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
     tasks = {}
     for path in sorted(bundle_dir.glob("*.jsonl")):
-        examples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        examples = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                examples.append(checked_example(line, f"{path}:{number}"))
         task = settings.get(path.stem, {})
         tasks[path.stem] = {"examples": examples, "few_shot": task.get("few_shot", 0),
-                            "delimiter": task.get("delimiter", " ")}
+                            "delimiter": task.get("delimiter", " "),
+                            "per_eval": task.get("examples") or len(examples)}
     return tasks
+
+
+def checked_example(line: str, where: str) -> dict:
+    try:
+        example = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: not JSON ({error})") from None
+    if not isinstance(example, dict):
+        raise ValueError(f"{where}: expected an object with context, choices and gold")
+    choices, gold = example.get("choices"), example.get("gold")
+    if not isinstance(example.get("context"), str) or not isinstance(choices, list) or len(choices) < 2 \
+            or not all(isinstance(c, str) for c in choices):
+        raise ValueError(f"{where}: expected a context string and at least two choice strings")
+    if not isinstance(gold, int) or not 0 <= gold < len(choices):
+        raise ValueError(f"{where}: gold {gold!r} is not the index of a choice")
+    return example
 
 
 def few_shot_prefix(examples: list[dict], index: int, k: int, delimiter: str) -> str:
@@ -124,7 +150,9 @@ def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> tu
 def score_task(model: torch.nn.Module, tokenizer: BPETokenizer, task: dict, seq_len: int,
                device, batch_size: int = 16, max_examples: int | None = None,
                autocast=None) -> dict | None:
-    examples = task["examples"][:max_examples]
+    """The task's first `per_eval` examples (at most max_examples), each choice's mean loss over
+    its own tokens; rows go to the model longest first, so a batch carries little padding."""
+    examples = task["examples"][:min(task.get("per_eval") or len(task["examples"]), max_examples or math.inf)]
     rows, owners = [], []
     for i, example in enumerate(examples):
         prefix = few_shot_prefix(task["examples"], i, task["few_shot"], task["delimiter"])
@@ -132,17 +160,25 @@ def score_task(model: torch.nn.Module, tokenizer: BPETokenizer, task: dict, seq_
             rows.append(row)
             owners.append(i)
 
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+
     def mean_choice_loss(start: int, end: int) -> torch.Tensor:
-        x, y = pad_rows(rows[start:end], tokenizer.bos_id, device)
+        x, y = pad_rows([rows[i] for i in order[start:end]], tokenizer.bos_id, device)
         with autocast or nullcontext():
             loss = model(x, y, loss_reduction="none").float()
         counted = (y >= 0).float()
         return (loss * counted).sum(dim=1) / counted.sum(dim=1).clamp(min=1)
 
-    chunks = run_in_chunks(mean_choice_loss, len(rows), batch_size)
-    if chunks is None or not rows:
+    if not rows:
         return None
-    losses = torch.cat(chunks).tolist()
+    # a batch holds as many tokens as a training batch: short rows go many at a time
+    rows_per_batch = max(batch_size, batch_size * seq_len // max(len(x) for x, _ in rows))
+    chunks = run_in_chunks(mean_choice_loss, len(rows), rows_per_batch)
+    if chunks is None:
+        return None
+    losses = [0.0] * len(rows)
+    for i, loss in zip(order, torch.cat(chunks).tolist()):  # one transfer per task
+        losses[i] = loss
     return summarize_choices(examples, owners, losses)
 
 
@@ -156,17 +192,18 @@ def summarize_choices(examples: list[dict], owners: list[int], losses: list[floa
             best[owner] = (loss, k)
     correct = sum(best[i][1] == ex["gold"] for i, ex in enumerate(examples))
     accuracy = correct / len(examples)
-    baseline = sum(1 / len(ex["choices"]) for ex in examples) / len(examples)
-    return {"accuracy": accuracy, "centered": centered_accuracy(accuracy, 1 / baseline),
-            "examples": len(examples), "random_baseline": baseline}
+    chance = sum(1 / len(ex["choices"]) for ex in examples) / len(examples)
+    return {"accuracy": accuracy, "centered": centered_accuracy(accuracy, 1 / chance),
+            "examples": len(examples), "chance": chance}
 
 
-def evaluate_core(model: torch.nn.Module, tokenizer: BPETokenizer, bundle_dir: str | Path,
+def evaluate_core(model: torch.nn.Module, tokenizer: BPETokenizer, tasks: dict[str, dict],
                   seq_len: int, device, batch_size: int = 16, max_examples: int | None = None,
                   autocast=None) -> dict[str, dict]:
-    """{task: {accuracy, centered, examples, random_baseline}}; tasks that could not run are left out."""
+    """{task: {accuracy, centered, examples, chance}} for the tasks load_bundle read; tasks that
+    could not run are left out."""
     results = {}
-    for name, task in load_bundle(bundle_dir).items():
+    for name, task in tasks.items():
         scored = score_task(model, tokenizer, task, seq_len, device, batch_size, max_examples, autocast)
         if scored is not None:
             results[name] = scored

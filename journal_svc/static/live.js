@@ -16,6 +16,7 @@
     "MFU": ["step", (e) => e.mfu],
     "grad norm": ["step", (e) => e.grad_norm],
     "val bpb": ["eval", (e) => (e.name === "val_bpb" ? e.value : undefined)],
+    "CORE": ["eval", (e) => (e.name === "core" ? e.value : undefined)],
     "shimmer": ["shimmer", (e) => e.mean],
   };
   const LINES = { pause: "red", resume: "green", stop: "green" };
@@ -72,6 +73,11 @@
 
   function onPlotted(kind, e) {
     for (const [name, [k, value]] of Object.entries(SERIES)) if (k === kind) queuePoint(name, e.step, value(e));
+    if (kind === "eval") {  // one trace per CORE task and per bias probe (axis "all"), named as run_view draws them
+      const [head, what, axis] = (e.name || "").split(":");
+      if (head === "core" && what) queuePoint(`CORE ${what}`, e.step, e.value);
+      if (head === "probe" && what && !axis) queuePoint(`probe ${what}`, e.step, e.value);
+    }
     if (e.step < 0) return;
     if (kind === "detection") {
       marks.push({ x: e.step, text: e.detector + " " + e.severity + ": " + e.summary.slice(0, 200) });

@@ -6,12 +6,12 @@ one query: SELECT step, score FROM bias_probes WHERE run_id = $1 AND probe = 'cr
 axis = 'all' ORDER BY step. Idempotent on the event id, like every event table.
 
 Revision ID: 0010_bias_probes
-Revises: 0011_pause_reasons
+Revises: 0009
 """
 from alembic import op
 
 revision = "0010_bias_probes"
-down_revision = "0011_pause_reasons"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

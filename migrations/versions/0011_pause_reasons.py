@@ -10,12 +10,12 @@ A prompt change is now journaled with the run's step (selfplay_svc/prompt_store.
 journaled before with step -1 get the run's last step at their time, from `steps`.
 
 Revision ID: 0011_pause_reasons
-Revises: 0008
+Revises: 0010_bias_probes
 """
 from alembic import op
 
 revision = "0011_pause_reasons"
-down_revision = "0009"
+down_revision = "0010_bias_probes"
 branch_labels = None
 depends_on = None
 
