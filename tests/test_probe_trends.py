@@ -84,7 +84,7 @@ async def detections_after(nc, run_bindings, settings, run: str, published: list
     js = nc.jetstream()
     kv = await bus.control_bucket(js, settings)
     state_kv = await state.state_bucket(js, subjects.UNDERSTANDING_STATE_BUCKET)
-    run_bindings("understanding_svc", [evals_binding(js, kv, state_kv, parse_policy(policy), RULE)])
+    run_bindings("understanding_svc", [evals_binding(js, kv, state_kv, parse_policy(policy), RULE, "understanding")])
     for event in published:
         await bus.publish(js, event)
     sub = await js.pull_subscribe(subjects.understanding(run, "detection"), stream="UNDERSTANDING")

@@ -32,7 +32,8 @@ async def main() -> None:
     for binding in text_binding(service.js, kv, state_kv, policy, bus.nats_user(settings)):
         service.consume(binding)
     service.consume(activations_binding(service.js, state_kv))
-    service.consume(evals_binding(service.js, kv, state_kv, policy, TrendRule.from_settings(settings)))
+    service.consume(evals_binding(service.js, kv, state_kv, policy, TrendRule.from_settings(settings),
+                                  bus.nats_user(settings)))
     await service.run()
 
 

@@ -207,7 +207,8 @@ def trend_probe(event: events.EvalResult, subject: str, rule: TrendRule):
     return change
 
 
-def evals_binding(js, kv, state_kv, policy: dict[str, int], rule: TrendRule) -> Binding:
+def evals_binding(js, kv, state_kv, policy: dict[str, int], rule: TrendRule, sender: str) -> Binding:
+    """`sender`: this service's NATS user, the sender of its pauses (as for text_binding)."""
     async def handle_eval(event: events.EvalResult, msg) -> None:
         probe = parse_probe_name(event.name)
         if probe is None or not measures_stereotyping(probe[0]):
@@ -217,6 +218,6 @@ def evals_binding(js, kv, state_kv, policy: dict[str, int], rule: TrendRule) -> 
             return
         await bus.publish(js, detection)
         if pauses(policy, detection.detector, detection.severity):
-            await pause_for(js, kv, event, detection)
+            await pause_for(js, kv, event, detection, sender)
 
     return Binding(*subjects.UNDERSTANDING_EVALS, handler=handle_eval, ordered=True, accepts=(events.EvalResult,))
