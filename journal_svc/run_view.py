@@ -81,8 +81,10 @@ def figure(run: dict):
     rows = ["loss / val bpb", "CORE (centred; 0 = chance; bold: mean of tasks)",
             "bias probes (share preferring the stereotype; 0.5 = no preference)", "tokens/s", "MFU", "grad norm",
             "shimmer", "activation RMS (residual)"]
-    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, subplot_titles=rows, vertical_spacing=0.04)
     steps = run["steps"]
+    if steps and all(r["mfu"] is None for r in steps):  # an empty plot would look broken
+        rows[rows.index("MFU")] = "MFU (none: no peak-FLOPs figure for this device, e.g. a CPU)"
+    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, subplot_titles=rows, vertical_spacing=0.04)
     x = [r["step"] for r in steps]
 
     def line(row, name, xs, ys, mode="lines", **kw):

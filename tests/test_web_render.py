@@ -55,3 +55,13 @@ def test_index_and_hostile_run_id():
     assert "<script>" not in page
     assert 'href="/journal?run=r1"' in page and "step 17,800" in page
     assert "No runs yet" in render_index([])
+
+
+def test_the_mfu_plot_says_why_it_is_empty_on_a_device_without_a_peak_figure():
+    from journal_svc.run_view import figure
+    step = {"step": 1, "loss": 2.0, "loss_smooth": 2.0, "grad_norm": 1.0, "tokens_per_s": 10.0}
+    run = {"steps": [{**step, "mfu": None}], "evals": [], "shimmer": [], "activations": [], "story": []}
+    titles = [a.text for a in figure(run).layout.annotations]
+    assert any(t.startswith("MFU (none: no peak-FLOPs figure") for t in titles)
+    run["steps"] = [{**step, "mfu": 0.31}]
+    assert "MFU" in [a.text for a in figure(run).layout.annotations]
