@@ -28,6 +28,9 @@ def train_rank(rank: int, tmp_path, port: int) -> None:
     state = trainer.run()
     (tmp_path / f"rank{rank}.json").write_text(json.dumps(
         {"state": state, "step": trainer.step, "frozen": trainer.frozen.names, "checkpoints": checkpoints}))
+    # both ranks done before either tears gloo down: rank 1 finished first (rank 0 still writing its
+    # stop checkpoint), destroyed its group and once aborted ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 

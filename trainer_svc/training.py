@@ -390,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     state = Trainer(parse_args(argv), emit=log_event).run()
     print(state, file=sys.stderr)
     if dist.is_initialized():
+        dist.barrier()  # every rank done (rank 0 may still be checkpointing) before gloo/NCCL go down
         dist.destroy_process_group()
     return 0
 
