@@ -159,9 +159,10 @@ class SelfPlay:
         await bus.publish(self.js, events.JournalEntry(
             event_id=events.stable_event_id("mitigation", resume.event_id), run_id=resume.run_id,
             step=resume.step, author="system", entry_type="protocol", who="selfplay_svc",
-            title="Mitigation data joins training",
-            body=f"{len(texts)} human counter-examples and explanations written during the pause "
-                 f"join the data mix with weight {MITIGATION_WEIGHT}.", refs={"command": mix.event_id}))
+            title="Mitigation data sent to the trainer",  # its answer (mix event or rejection) says if it joined
+            body=f"{len(texts)} human counter-examples and explanations written during the pause are sent "
+                 f"to join the data mix with weight {MITIGATION_WEIGHT}; the trainer's mix change (or its "
+                 f"rejection) follows.", refs={"command": mix.event_id}))
 
 
 def bindings(selfplay: SelfPlay) -> list[Binding]:
